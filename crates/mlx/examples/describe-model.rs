@@ -20,20 +20,44 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     let gguf = Gguf::open(&path)?;
     let names = gguf.tensor_names();
-    let tensors: Vec<Array> = names.iter().map(|n| gguf.tensor(n)).collect::<Result<_, _>>()?;
+    let tensors: Vec<Array> = names
+        .iter()
+        .map(|n| gguf.tensor(n))
+        .collect::<Result<_, _>>()?;
     perch_mlx::eval(&tensors.iter().collect::<Vec<_>>())?;
     let load = start.elapsed();
 
-    let arch = gguf.metadata_string("general.architecture")?.unwrap_or_default();
+    let arch = gguf
+        .metadata_string("general.architecture")?
+        .unwrap_or_default();
     let name = gguf.metadata_string("general.name")?.unwrap_or_default();
-    let layers = gguf.metadata_int(&format!("{arch}.block_count"))?.unwrap_or(0);
-    let width = gguf.metadata_int(&format!("{arch}.embedding_length"))?.unwrap_or(0);
+    let layers = gguf
+        .metadata_int(&format!("{arch}.block_count"))?
+        .unwrap_or(0);
+    let width = gguf
+        .metadata_int(&format!("{arch}.embedding_length"))?
+        .unwrap_or(0);
     let bytes: usize = tensors.iter().map(Array::nbytes).sum();
     println!("model        {name} ({arch}), {layers} layers, width {width}");
-    println!("MLX          {} on {:?}", perch_mlx::version(), perch_mlx::default_device());
-    println!("tensors      {} entries, {:.1} MB", names.len(), bytes as f64 / 1e6);
-    println!("load         {:.1} ms (read + evaluate every tensor)", load.as_secs_f64() * 1e3);
-    println!("MLX memory   active {:.1} MB, peak {:.1} MB", mb(memory::active()), mb(memory::peak()));
+    println!(
+        "MLX          {} on {:?}",
+        perch_mlx::version(),
+        perch_mlx::default_device()
+    );
+    println!(
+        "tensors      {} entries, {:.1} MB",
+        names.len(),
+        bytes as f64 / 1e6
+    );
+    println!(
+        "load         {:.1} ms (read + evaluate every tensor)",
+        load.as_secs_f64() * 1e3
+    );
+    println!(
+        "MLX memory   active {:.1} MB, peak {:.1} MB",
+        mb(memory::active()),
+        mb(memory::peak())
+    );
 
     // The widest projection of layer 0, multiplied as decode does: one row at a time.
     let layer = "blk.0.ffn_up";
