@@ -1,0 +1,232 @@
+//! The [`Engine`] trait — what the rest of Perch needs from a loaded model — and
+//! [`MlxEngine`], which keeps an MLX model on one dedicated thread and talks to callers
+//! through channels. A llama.cpp engine for GGUF K-quants can later sit beside it.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::config::ModelConfig;
+use crate::generate::{self, Event, GenerateRequest};
+use crate::model::Model;
+use crate::text::template::{ChatMessage, TemplateContext};
+use crate::{EngineError, Result};
+
+/// Facts about a loaded model.
+#[derive(Clone, Debug)]
+pub struct ModelInfo {
+    /// Where it was loaded from.
+    pub path: PathBuf,
+    /// Its hyper-parameters.
+    pub config: ModelConfig,
+    /// Bytes of parameters in memory.
+    pub weights_bytes: usize,
+    /// Bytes of key/value cache per token of context.
+    pub kv_bytes_per_token: usize,
+    /// Time the load took.
+    pub load_time: Duration,
+    /// What loading noticed.
+    pub notes: Vec<String>,
+    /// Ids that end generation.
+    pub eos_token_ids: Vec<u32>,
+}
+
+/// A loaded model that can tokenize, render chats and generate.
+pub trait Engine: Send + Sync {
+    /// Facts about the model.
+    fn info(&self) -> &ModelInfo;
+    /// Token ids of `text` (special tokens written in it are recognised);
+    /// `add_special` adds what the tokenizer adds to a plain prompt (a BOS, for some
+    /// models). Chat prompts already carry theirs from the template.
+    fn tokenize(&self, text: &str, add_special: bool) -> Result<Vec<u32>>;
+    /// Text of `ids`.
+    fn detokenize(&self, ids: &[u32]) -> Result<String>;
+    /// The prompt text for a chat, through the model's template.
+    fn render_chat(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&serde_json::Value>,
+    ) -> Result<String>;
+    /// Starts generating; events arrive on the returned stream. Dropping the stream
+    /// cancels the generation at its next step.
+    fn generate(&self, request: GenerateRequest) -> Result<GenerationStream>;
+}
+
+/// The events of one generation. Iterate it; drop it to cancel.
+pub struct GenerationStream {
+    events: mpsc::Receiver<Result<Event>>,
+    cancel: Arc<AtomicBool>,
+}
+
+impl GenerationStream {
+    /// Asks the generation to stop at its next step (it then ends with `Cancelled`).
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+
+    /// The next event, waiting for it; `None` after the last.
+    pub fn next_event(&self) -> Option<Result<Event>> {
+        self.events.recv().ok()
+    }
+}
+
+impl Iterator for GenerationStream {
+    type Item = Result<Event>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_event()
+    }
+}
+
+impl Drop for GenerationStream {
+    fn drop(&mut self) {
+        self.cancel();
+    }
+}
+
+struct Job {
+    request: GenerateRequest,
+    events: mpsc::Sender<Result<Event>>,
+    cancel: Arc<AtomicBool>,
+}
+
+/// The text side of a model, shared with callers' threads (the network stays on the
+/// worker).
+struct TextSide {
+    tokenizer: crate::text::tokenizer::Tokenizer,
+    chat_template: Option<crate::text::template::ChatTemplate>,
+}
+
+/// An MLX model on its own thread. Requests queue and run one after another.
+pub struct MlxEngine {
+    info: ModelInfo,
+    text: Arc<TextSide>,
+    jobs: Option<mpsc::Sender<Job>>,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl MlxEngine {
+    /// Loads the model at `path` on a new worker thread and waits until it is ready.
+    pub fn load(path: &Path) -> Result<MlxEngine> {
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
+        let owned = path.to_owned();
+        let worker = std::thread::Builder::new()
+            .name(format!(
+                "perch-model-{}",
+                path.file_name().unwrap_or_default().to_string_lossy()
+            ))
+            .spawn(move || {
+                let model = match Model::load(&owned) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let info = ModelInfo {
+                    path: owned,
+                    config: model.transformer.config().clone(),
+                    weights_bytes: model.transformer.nbytes(),
+                    kv_bytes_per_token: model.transformer.kv_bytes_per_token(),
+                    load_time: model.load_time,
+                    notes: model.notes.clone(),
+                    eos_token_ids: model.eos_token_ids.clone(),
+                };
+                // The tokenizer and template are rebuilt for callers; the worker keeps
+                // its own so neither side locks.
+                let text = TextSide {
+                    tokenizer: model.tokenizer.clone(),
+                    chat_template: model.chat_template.clone(),
+                };
+                if ready_tx.send(Ok((info, text))).is_err() {
+                    return;
+                }
+                for job in jobs_rx {
+                    run_job(&model, job);
+                }
+            })
+            .map_err(|e| EngineError::io(path, e))?;
+        let (info, text) = ready_rx.recv().map_err(|_| EngineError::Unloaded)??;
+        Ok(MlxEngine {
+            info,
+            text: Arc::new(text),
+            jobs: Some(jobs_tx),
+            worker: Some(worker),
+        })
+    }
+}
+
+fn run_job(model: &Model, job: Job) {
+    let events = job.events;
+    let result = generate::generate(model, &job.request, &job.cancel, |event| {
+        events.send(Ok(event)).is_ok()
+    });
+    if let Err(e) = result {
+        let _ = events.send(Err(e));
+    }
+}
+
+impl Engine for MlxEngine {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn tokenize(&self, text: &str, add_special: bool) -> Result<Vec<u32>> {
+        self.text.tokenizer.encode(text, add_special)
+    }
+
+    fn detokenize(&self, ids: &[u32]) -> Result<String> {
+        self.text.tokenizer.decode(ids, false)
+    }
+
+    fn render_chat(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&serde_json::Value>,
+    ) -> Result<String> {
+        let template = self.text.chat_template.as_ref().ok_or_else(|| {
+            EngineError::InvalidRequest(
+                "this model has no chat template; use a plain completion".into(),
+            )
+        })?;
+        let tokenizer = &self.text.tokenizer;
+        template.render(
+            messages,
+            &TemplateContext {
+                add_generation_prompt: true,
+                bos_token: tokenizer.bos_token(),
+                eos_token: tokenizer.eos_token(),
+                tools,
+            },
+        )
+    }
+
+    fn generate(&self, request: GenerateRequest) -> Result<GenerationStream> {
+        let (tx, rx) = mpsc::channel();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let job = Job {
+            request,
+            events: tx,
+            cancel: cancel.clone(),
+        };
+        self.jobs
+            .as_ref()
+            .ok_or(EngineError::Unloaded)?
+            .send(job)
+            .map_err(|_| EngineError::Unloaded)?;
+        Ok(GenerationStream { events: rx, cancel })
+    }
+}
+
+impl Drop for MlxEngine {
+    fn drop(&mut self) {
+        // Closing the job channel ends the worker's loop once its current job is done.
+        self.jobs.take();
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+    }
+}

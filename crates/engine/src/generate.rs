@@ -1,0 +1,301 @@
+//! The generation loop for one sequence: chunked prefill, then decode steps that build the
+//! next step's graph while the current one computes (`async_eval`), streaming typed
+//! [`Event`]s: text as it becomes safe to show, token ids with log-probabilities, and a
+//! final summary with the finish reason, counts and timings.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use perch_mlx::Array;
+
+use crate::batch::BatchLayout;
+use crate::kv_cache::LayerCache;
+use crate::model::Model;
+use crate::sampler::{Sampled, Sampler, SamplingParams};
+use crate::stop::{StopCheck, StopMatcher};
+use crate::text::detokenizer::Detokenizer;
+use crate::{EngineError, Result};
+
+/// Prompt tokens run through the model per prefill step.
+pub const PREFILL_CHUNK: usize = 512;
+
+/// What to generate.
+#[derive(Clone, Debug, Default)]
+pub struct GenerateRequest {
+    /// The prompt, already tokenized (chat template applied).
+    pub prompt: Vec<u32>,
+    /// How to pick tokens.
+    pub sampling: SamplingParams,
+    /// Most tokens to generate.
+    pub max_tokens: usize,
+    /// Strings that end generation (not included in the output).
+    pub stop: Vec<String>,
+    /// Keep going past end-of-sequence tokens (for benchmarks).
+    pub ignore_eos: bool,
+}
+
+/// A token's log-probability and its most likely alternatives.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TokenLogprob {
+    /// Log-probability of the chosen token.
+    pub logprob: f32,
+    /// The most likely tokens at this step, most likely first.
+    pub top: Vec<(u32, f32)>,
+}
+
+/// One generated token.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GeneratedToken {
+    /// Its id.
+    pub id: u32,
+    /// Its log-probability, when asked for.
+    pub logprob: Option<TokenLogprob>,
+}
+
+/// Why generation ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FinishReason {
+    /// An end-of-sequence token or a stop string.
+    Stop,
+    /// `max_tokens` (or the context) ran out.
+    Length,
+    /// The caller cancelled (or went away).
+    Cancelled,
+}
+
+/// The summary sent last.
+#[derive(Clone, Debug)]
+pub struct Finished {
+    /// Why it ended.
+    pub reason: FinishReason,
+    /// Tokens in the prompt.
+    pub prompt_tokens: usize,
+    /// Tokens generated (an end-of-sequence token counts, as OpenAI counts it).
+    pub completion_tokens: usize,
+    /// Prompt tokens whose keys and values were reused from a cache.
+    pub cached_tokens: usize,
+    /// From start to the first token being known (prefill).
+    pub time_to_first_token: Duration,
+    /// From the first token to the end.
+    pub decode_time: Duration,
+    /// Host time spent building decode steps' graphs (before handing them to MLX).
+    pub graph_build_time: Duration,
+    /// Decode steps whose graphs were built.
+    pub decode_steps: usize,
+}
+
+/// What a generation streams.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// New text (possibly empty while held back) and the tokens sampled since the last
+    /// event.
+    Chunk {
+        /// Text safe to show.
+        text: String,
+        /// The tokens behind it.
+        tokens: Vec<GeneratedToken>,
+    },
+    /// The end.
+    Done(Finished),
+}
+
+/// Runs `request` on `model`, calling `emit` with each event. Stops early when `cancel`
+/// is set or `emit` returns false (the receiver is gone).
+pub fn generate(
+    model: &Model,
+    request: &GenerateRequest,
+    cancel: &AtomicBool,
+    mut emit: impl FnMut(Event) -> bool,
+) -> Result<Finished> {
+    let start = Instant::now();
+    let transformer = &model.transformer;
+    let config = transformer.config();
+    let context = config.max_position_embeddings as usize;
+    if request.prompt.is_empty() {
+        return Err(EngineError::InvalidRequest("the prompt is empty".into()));
+    }
+    if request.prompt.len() >= context {
+        return Err(EngineError::InvalidRequest(format!(
+            "the prompt has {} tokens but the model's context is {context}",
+            request.prompt.len()
+        )));
+    }
+    let vocab = config.vocab_size as usize;
+    if let Some(bad) = request.prompt.iter().find(|&&t| t as usize >= vocab) {
+        return Err(EngineError::InvalidRequest(format!(
+            "token id {bad} is beyond the vocabulary of {vocab}"
+        )));
+    }
+    let max_tokens = request.max_tokens.min(context - request.prompt.len());
+    let mut sampler = Sampler::new(request.sampling.clone(), vocab, &request.prompt)?;
+    let mut cache = transformer.new_cache();
+    let layout = BatchLayout::unpadded(1);
+
+    let mut step = prefill(model, &request.prompt, &mut cache, &layout, &mut sampler)?;
+    let mut detokenizer = Detokenizer::default();
+    let mut stops = StopMatcher::new(&request.stop);
+    let mut first_token_at = None;
+    let mut generated = 0usize;
+    let mut reason = FinishReason::Length;
+    let mut emit_open = true;
+    let mut graph_build_time = Duration::ZERO;
+    let mut decode_steps = 0;
+
+    while generated < max_tokens {
+        if cancel.load(Ordering::Relaxed) {
+            reason = FinishReason::Cancelled;
+            break;
+        }
+        // Queue the next step before waiting for this one, so graph building overlaps
+        // computation.
+        let next = if generated + 1 < max_tokens {
+            let built = Instant::now();
+            let next = decode_step(model, &step.tokens, &mut cache, &layout, &mut sampler)?;
+            graph_build_time += built.elapsed();
+            decode_steps += 1;
+            perch_mlx::async_eval(&outputs(&next))?;
+            Some(next)
+        } else {
+            None
+        };
+        let token = read_token(&step)?;
+        first_token_at.get_or_insert_with(Instant::now);
+        generated += 1;
+        if !request.ignore_eos && model.eos_token_ids.contains(&token.id) {
+            // Counted (as OpenAI counts it) but never shown.
+            reason = FinishReason::Stop;
+            break;
+        }
+        let delta = detokenizer.push(&model.tokenizer, token.id)?;
+        let (text, stopped) = match stops.push(&delta) {
+            StopCheck::Continue(text) => (text, false),
+            StopCheck::Stopped(text) => (text, true),
+        };
+        emit_open = emit(Event::Chunk {
+            text,
+            tokens: vec![token],
+        });
+        if stopped {
+            reason = FinishReason::Stop;
+            break;
+        }
+        if !emit_open {
+            reason = FinishReason::Cancelled;
+            break;
+        }
+        match next {
+            Some(next) => step = next,
+            None => break,
+        }
+    }
+    if reason != FinishReason::Stop && emit_open {
+        let tail = stops.push(&detokenizer.flush(&model.tokenizer)?);
+        let text = match tail {
+            StopCheck::Continue(t) => t + &stops.finish(),
+            StopCheck::Stopped(t) => {
+                reason = FinishReason::Stop;
+                t
+            }
+        };
+        if !text.is_empty() {
+            emit(Event::Chunk {
+                text,
+                tokens: Vec::new(),
+            });
+        }
+    }
+    let first = first_token_at.unwrap_or_else(Instant::now);
+    let finished = Finished {
+        reason,
+        prompt_tokens: request.prompt.len(),
+        completion_tokens: generated,
+        cached_tokens: 0,
+        time_to_first_token: first - start,
+        decode_time: first.elapsed(),
+        graph_build_time,
+        decode_steps,
+    };
+    emit(Event::Done(finished.clone()));
+    Ok(finished)
+}
+
+/// Runs the prompt through the model in chunks and samples the first token (lazily).
+fn prefill(
+    model: &Model,
+    prompt: &[u32],
+    cache: &mut [LayerCache],
+    layout: &BatchLayout,
+    sampler: &mut Sampler,
+) -> Result<Sampled> {
+    let mut chunks = prompt.chunks(PREFILL_CHUNK).peekable();
+    while let Some(chunk) = chunks.next() {
+        let ids = Array::from_slice(chunk, &[1, chunk.len() as i32])?;
+        let logits = model.transformer.forward(&ids, cache, layout, false)?;
+        if chunks.peek().is_some() {
+            // The last position's logits depend on every cached key and value of the
+            // chunk, so evaluating them fills the cache.
+            logits.eval()?;
+        } else {
+            let sampled = sampler.sample(&last_logits(&logits)?)?;
+            perch_mlx::async_eval(&outputs(&sampled))?;
+            return Ok(sampled);
+        }
+    }
+    unreachable!("the prompt is not empty")
+}
+
+/// Feeds the previous token (still lazy) back in and samples the next.
+fn decode_step(
+    model: &Model,
+    previous: &Array,
+    cache: &mut [LayerCache],
+    layout: &BatchLayout,
+    sampler: &mut Sampler,
+) -> Result<Sampled> {
+    sampler.observe(previous)?;
+    let logits = model
+        .transformer
+        .forward(&previous.reshape(&[1, 1])?, cache, layout, false)?;
+    sampler.sample(&last_logits(&logits)?)
+}
+
+fn last_logits(logits: &Array) -> Result<Array> {
+    let vocab = *logits
+        .shape()
+        .last()
+        .expect("logits have a vocabulary axis");
+    Ok(logits.reshape(&[-1, vocab])?)
+}
+
+fn outputs(s: &Sampled) -> Vec<&Array> {
+    let mut out = vec![&s.tokens];
+    out.extend(s.logprobs.as_ref());
+    if let Some((ids, values)) = &s.top {
+        out.push(ids);
+        out.push(values);
+    }
+    out
+}
+
+/// Waits for a sampled step and reads it to the host.
+fn read_token(s: &Sampled) -> Result<GeneratedToken> {
+    let id = s.tokens.astype(perch_mlx::Dtype::Uint32)?.to_vec::<u32>()?[0];
+    let logprob = match &s.logprobs {
+        None => None,
+        Some(lp) => {
+            let mut top = match &s.top {
+                Some((ids, values)) => {
+                    let ids = ids.astype(perch_mlx::Dtype::Uint32)?.to_vec::<u32>()?;
+                    ids.into_iter().zip(values.to_vec::<f32>()?).collect()
+                }
+                None => Vec::new(),
+            };
+            top.sort_by(|a: &(u32, f32), b| b.1.total_cmp(&a.1));
+            Some(TokenLogprob {
+                logprob: lp.to_vec::<f32>()?[0],
+                top,
+            })
+        }
+    };
+    Ok(GeneratedToken { id, logprob })
+}

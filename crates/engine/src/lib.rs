@@ -1,0 +1,29 @@
+//! Perch's engine: everything between model files on disk and a stream of tokens, on MLX.
+//!
+//! [`format`] reads MLX directories and GGUF files into one shape; [`transformer`] builds
+//! the Llama / Qwen2 / Qwen3 network and runs batched forward passes over a growing
+//! [`kv_cache`]; [`text`] holds the tokenizer, chat templates and the streaming
+//! detokenizer; [`sampler`] turns logits into tokens; [`generate`] runs the loop; and
+//! [`engine`] puts a loaded model on its own thread behind the [`Engine`] trait.
+//!
+//! No HTTP, no settings files and no async runtime live here.
+
+pub mod batch;
+pub mod config;
+pub mod engine;
+mod error;
+pub mod format;
+pub mod generate;
+pub mod import;
+pub mod kv_cache;
+pub mod model;
+pub mod nn;
+pub mod quantization;
+pub mod sampler;
+pub mod stop;
+pub mod text;
+pub mod transformer;
+pub mod weights;
+
+pub use engine::{Engine, MlxEngine};
+pub use error::{EngineError, Result};

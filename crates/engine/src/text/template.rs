@@ -1,0 +1,208 @@
+//! Chat templates: the Jinja template a model ships, rendered with minijinja plus Python
+//! string/list methods (`pycompat`), and the helpers real templates call
+//! (`raise_exception`, `strftime_now`).
+
+use minijinja::{Environment, Error, ErrorKind, Value};
+use serde::Serialize;
+
+use crate::{EngineError, Result};
+
+/// One chat message. `content` is plain text; other fields some templates read (tool
+/// calls, names) ride in `extra`.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct ChatMessage {
+    /// `system`, `user`, `assistant` or `tool`.
+    pub role: String,
+    /// The text.
+    pub content: String,
+    /// Further fields passed to the template as they are.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ChatMessage {
+    /// A message with just a role and text.
+    pub fn new(role: &str, content: &str) -> Self {
+        ChatMessage {
+            role: role.to_owned(),
+            content: content.to_owned(),
+            extra: Default::default(),
+        }
+    }
+}
+
+/// A compiled chat template.
+#[derive(Clone)]
+pub struct ChatTemplate {
+    env: Environment<'static>,
+}
+
+/// What a template is rendered with besides the messages.
+#[derive(Clone, Debug, Default)]
+pub struct TemplateContext<'a> {
+    /// Append the assistant turn's opening so the model answers.
+    pub add_generation_prompt: bool,
+    /// The BOS token's text.
+    pub bos_token: Option<&'a str>,
+    /// The EOS token's text.
+    pub eos_token: Option<&'a str>,
+    /// Tool definitions (OpenAI's `tools` array), for templates that support them.
+    pub tools: Option<&'a serde_json::Value>,
+}
+
+impl ChatTemplate {
+    /// Compiles `source`.
+    pub fn new(source: &str) -> Result<ChatTemplate> {
+        let mut env = Environment::new();
+        minijinja_contrib::add_to_environment(&mut env);
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.add_function(
+            "raise_exception",
+            |message: String| -> Result<Value, Error> {
+                Err(Error::new(ErrorKind::InvalidOperation, message))
+            },
+        );
+        env.add_function("strftime_now", |format: String| -> Result<Value, Error> {
+            Ok(Value::from(format_now(&format)))
+        });
+        env.add_template_owned("chat", source.to_owned())
+            .map_err(|e| EngineError::Template(describe(&e)))?;
+        Ok(ChatTemplate { env })
+    }
+
+    /// Renders `messages` into the prompt text.
+    pub fn render(
+        &self,
+        messages: &[ChatMessage],
+        context: &TemplateContext<'_>,
+    ) -> Result<String> {
+        let template = self
+            .env
+            .get_template("chat")
+            .map_err(|e| EngineError::Template(describe(&e)))?;
+        template
+            .render(minijinja::context! {
+                messages => messages,
+                add_generation_prompt => context.add_generation_prompt,
+                bos_token => context.bos_token.unwrap_or(""),
+                eos_token => context.eos_token.unwrap_or(""),
+                tools => context.tools.map(Value::from_serialize),
+            })
+            .map_err(|e| EngineError::Template(describe(&e)))
+    }
+}
+
+fn describe(e: &Error) -> String {
+    match e.detail() {
+        Some(detail) if e.kind() == ErrorKind::InvalidOperation => detail.to_owned(),
+        _ => e.to_string(),
+    }
+}
+
+/// The current UTC time through a subset of `strftime` (what chat templates use for
+/// "Today's date": %d %m %Y %y %B %b %A %a %H %M %S %j %%).
+fn format_now(format: &str) -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let days = secs.div_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    let day_of_year = days - days_from_civil(year, 1, 1) + 1;
+    let weekday = (days + 4).rem_euclid(7) as usize; // 1970-01-01 was a Thursday.
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    const DAYS: [&str; 7] = [
+        "Sunday",
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+    ];
+    let (h, m, s) = (
+        secs.rem_euclid(86_400) / 3600,
+        secs.rem_euclid(3600) / 60,
+        secs.rem_euclid(60),
+    );
+    let mut out = String::new();
+    let mut chars = format.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let month_name = MONTHS[(month - 1) as usize];
+        match chars.next() {
+            Some('d') => out.push_str(&format!("{day:02}")),
+            Some('m') => out.push_str(&format!("{month:02}")),
+            Some('Y') => out.push_str(&year.to_string()),
+            Some('y') => out.push_str(&format!("{:02}", year % 100)),
+            Some('B') => out.push_str(month_name),
+            Some('b') => out.push_str(&month_name[..3]),
+            Some('A') => out.push_str(DAYS[weekday]),
+            Some('a') => out.push_str(&DAYS[weekday][..3]),
+            Some('H') => out.push_str(&format!("{h:02}")),
+            Some('M') => out.push_str(&format!("{m:02}")),
+            Some('S') => out.push_str(&format!("{s:02}")),
+            Some('j') => out.push_str(&format!("{day_of_year:03}")),
+            Some('%') => out.push('%'),
+            Some(other) => {
+                out.push('%');
+                out.push(other);
+            }
+            None => out.push('%'),
+        }
+    }
+    out
+}
+
+/// (year, month, day) of a day count since 1970-01-01 (proleptic Gregorian).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calendar_round_trips() {
+        for days in [-1, 0, 59, 365, 10_957, 20_000, 20_781] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+        assert_eq!(civil_from_days(20_781), (2026, 11, 24));
+    }
+}

@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""Reference outputs from the mlx-lm package, for Perch's correctness tests.
+
+Reads a JSON request on stdin and prints JSON results on stdout.
+
+  {"model": DIR, "chats": [[{"role": ..., "content": ...}, ...], ...], "max_tokens": 32, "top": 5}
+    -> [{"prompt_ids": [...], "tokens": [...], "top": [[id, logprob], ...]}, ...]
+  {"model": DIR, "logits_for": [[id, ...], ...]}
+    -> [{"logits": [[...vocab...] per position]}, ...]
+
+Greedy decoding with mlx-lm's own generate_step; the chat is tokenized with the model's
+template through transformers, as mlx-lm's server does. The model is cast to float32,
+as Perch computes on the CPU. Run it through scripts/python-env's python, e.g.
+
+  echo '{"model": "/tmp/smollm2-mlx", "chats": [[{"role": "user", "content": "Hi"}]]}' \
+    | "$(scripts/python-env)" scripts/mlx_lm_reference.py
+"""
+import json
+import sys
+
+import mlx.core as mx
+from mlx_lm import load
+from mlx_lm.generate import generate_step
+
+
+def chat_ids(tokenizer, chat):
+    ids = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=True)
+    if isinstance(ids, dict) or hasattr(ids, "keys"):
+        ids = ids["input_ids"]
+    return [int(i) for i in ids]
+
+
+def greedy(model, tokenizer, prompt_ids, max_tokens, top):
+    eos = set(tokenizer.eos_token_ids)
+    tokens, first_top = [], []
+    steps = generate_step(mx.array(prompt_ids), model, max_tokens=max_tokens)
+    for n, (token, logprobs) in enumerate(steps):
+        token = int(token)
+        if n == 0:
+            order = mx.argsort(-logprobs)[:top].tolist()
+            first_top = [[int(i), float(logprobs[i].item())] for i in order]
+        if token in eos:
+            break
+        tokens.append(token)
+    return tokens, first_top
+
+
+def main():
+    request = json.load(sys.stdin)
+    model, tokenizer = load(request["model"])
+    model.set_dtype(mx.float32)
+    results = []
+    for chat in request.get("chats", []):
+        ids = chat_ids(tokenizer, chat)
+        tokens, top = greedy(model, tokenizer, ids, request.get("max_tokens", 32), request.get("top", 5))
+        results.append({"prompt_ids": ids, "tokens": tokens, "top": top})
+    for ids in request.get("logits_for", []):
+        logits = model(mx.array([ids]))[0].astype(mx.float32)
+        results.append({"logits": logits.tolist()})
+    json.dump(results, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
