@@ -17,10 +17,12 @@ as Perch computes on the CPU. Run it through scripts/python-env's python, e.g.
 """
 import json
 import sys
+from pathlib import Path
 
 import mlx.core as mx
 from mlx_lm import load
 from mlx_lm.generate import generate_step
+from mlx_lm.utils import load_model
 
 
 def chat_ids(tokenizer, chat):
@@ -47,7 +49,10 @@ def greedy(model, tokenizer, prompt_ids, max_tokens, top):
 
 def main():
     request = json.load(sys.stdin)
-    model, tokenizer = load(request["model"])
+    if request.get("chats"):
+        model, tokenizer = load(request["model"])
+    else:  # logits only: the directory may hold no tokenizer
+        model, _ = load_model(Path(request["model"]))
     model.set_dtype(mx.float32)
     results = []
     for chat in request.get("chats", []):
