@@ -197,6 +197,81 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 mod tests {
     use super::*;
 
+    fn render(source: &str, messages: &[ChatMessage]) -> Result<String> {
+        let context = TemplateContext {
+            add_generation_prompt: true,
+            bos_token: Some("<s>"),
+            ..Default::default()
+        };
+        ChatTemplate::new(source)?.render(messages, &context)
+    }
+
+    #[test]
+    fn renders_roles_tokens_and_generation_prompt() {
+        let source = "{{ bos_token }}{% for m in messages %}[{{ m.role }}] {{ m['content'] | trim }}\n{% endfor %}\
+                      {% if add_generation_prompt %}[assistant]{% endif %}";
+        let out = render(
+            source,
+            &[
+                ChatMessage::new("user", " hi "),
+                ChatMessage::new("assistant", "yo"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(out, "<s>[user] hi\n[assistant] yo\n[assistant]");
+    }
+
+    #[test]
+    fn python_methods_loop_controls_and_tools() {
+        let source = "{% for m in messages %}{% if m.role == 'system' %}{% continue %}{% endif %}\
+                      {{ m.content.strip().upper() }}{% if loop.index >= 3 %}{% break %}{% endif %}{% endfor %}\
+                      {% if tools %}|{{ tools | length }} tool {{ tools[0].function.name }}{% endif %}";
+        let messages = [
+            ChatMessage::new("system", "ignored"),
+            ChatMessage::new("user", " a "),
+            ChatMessage::new("user", "b"),
+            ChatMessage::new("user", "never"),
+        ];
+        let tools = serde_json::json!([{"type": "function", "function": {"name": "get_weather"}}]);
+        let context = TemplateContext {
+            tools: Some(&tools),
+            ..Default::default()
+        };
+        let out = ChatTemplate::new(source)
+            .unwrap()
+            .render(&messages, &context)
+            .unwrap();
+        assert_eq!(out, "AB|1 tool get_weather");
+    }
+
+    #[test]
+    fn raise_exception_becomes_a_clear_error() {
+        let source = "{% if messages[0].role != 'user' %}{{ raise_exception('Conversations must start with a user message') }}{% endif %}";
+        let err = render(source, &[ChatMessage::new("assistant", "x")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("Conversations must start with a user message"),
+            "{err}"
+        );
+        assert!(matches!(
+            ChatTemplate::new("{% for %}"),
+            Err(EngineError::Template(_))
+        ));
+    }
+
+    #[test]
+    fn strftime_now_formats_today() {
+        let out = render("{{ strftime_now('%Y-%m-%d %% %b') }}", &[]).unwrap();
+        let (y, m, d) = civil_from_days(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64
+                / 86_400,
+        );
+        assert!(out.starts_with(&format!("{y}-{m:02}-{d:02} % ")), "{out}");
+    }
+
     #[test]
     fn calendar_round_trips() {
         for days in [-1, 0, 59, 365, 10_957, 20_000, 20_781] {
