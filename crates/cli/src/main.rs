@@ -2,7 +2,9 @@
 //! server); every subcommand lives in its own module.
 
 mod bench;
+mod chat;
 mod import;
+mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -20,10 +22,23 @@ enum Command {
     Import(import::ImportArgs),
     /// Measure load time, prefill and decode speed, and memory of a model.
     Bench(bench::BenchArgs),
+    /// Serve models over the OpenAI-compatible API (default: smollm2:135m on loopback).
+    Serve(serve::ServeArgs),
+    /// Chat with a model in the terminal.
+    Run(chat::RunArgs),
 }
 
 fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PERCH_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     match Cli::parse().command {
+        Command::Serve(args) => serve::run(args),
+        Command::Run(args) => chat::run(args),
         Command::Import(args) => import::run(args),
         Command::Bench(args) => bench::run(args),
     }

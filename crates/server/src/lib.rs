@@ -1,0 +1,50 @@
+//! Perch's HTTP server: the OpenAI-compatible API (`/v1/models`, `/v1/chat/completions`,
+//! `/v1/completions`), `/health` and `/openapi.json`, over engines the caller loaded.
+//!
+//! Everything HTTP lives here — authentication, body limits, validation into the engine's
+//! request type, SSE framing, error shapes — and nothing about models or MLX does: a
+//! request is validated once into a [`perch_engine::generate::GenerateRequest`] and handed
+//! to the model's [`perch_engine::Engine`].
+
+mod auth;
+mod error;
+mod extract;
+mod health;
+pub mod openai;
+mod openapi;
+mod state;
+
+pub use error::ApiError;
+pub use state::{AppState, Limits, ServedModel};
+
+use axum::Router;
+
+/// The whole API as one router.
+pub fn router(state: AppState) -> Router {
+    let api =
+        openai::router()
+            .merge(openapi::router())
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                auth::require_api_key,
+            ));
+    Router::new()
+        .merge(health::router())
+        .merge(api)
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.limits.max_body_bytes,
+        ))
+        .with_state(state)
+}
+
+/// Serves `router(state)` on `listener` until `shutdown` completes; then stops accepting
+/// and lets in-flight requests (streams included) finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

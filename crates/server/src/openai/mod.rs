@@ -1,0 +1,23 @@
+//! The OpenAI-compatible API family: request and response types, validation into the
+//! engine's request, and one module per endpoint.
+
+pub(crate) mod chat;
+pub(crate) mod completions;
+mod logprobs;
+pub(crate) mod models;
+mod respond;
+mod run;
+pub mod types;
+mod validate;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::AppState;
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/models", get(models::list))
+        .route("/v1/chat/completions", post(chat::create))
+        .route("/v1/completions", post(completions::create))
+}

@@ -1,0 +1,194 @@
+//! The OpenAI wire types Perch accepts and returns. Unknown request fields are ignored, as
+//! clients (LangChain, Continue…) send extras; known fields are checked in `validate`.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// `stop`: one string or a list.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum Stop {
+    /// One stop string.
+    One(String),
+    /// Several (at most 4).
+    Many(Vec<String>),
+}
+
+/// `stream_options`.
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+pub struct StreamOptions {
+    /// Send a last chunk with token usage before `[DONE]`.
+    #[serde(default)]
+    pub include_usage: bool,
+}
+
+/// Sampling fields shared by both generation endpoints.
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+pub struct Sampling {
+    /// 0–2; 0 is greedy. Default 1.
+    pub temperature: Option<f32>,
+    /// (0, 1]. Default 1.
+    pub top_p: Option<f32>,
+    /// Keep the k most likely tokens (extension; 0 = off).
+    pub top_k: Option<u32>,
+    /// [0, 1] (extension).
+    pub min_p: Option<f32>,
+    /// Seed for reproducible sampling.
+    pub seed: Option<u64>,
+    /// Stop strings.
+    pub stop: Option<Stop>,
+    /// Most tokens to generate.
+    pub max_tokens: Option<u32>,
+    /// −2 to 2.
+    pub presence_penalty: Option<f32>,
+    /// −2 to 2.
+    pub frequency_penalty: Option<f32>,
+    /// > 0 (extension, as in llama.cpp and Ollama; 1 = off).
+    pub repetition_penalty: Option<f32>,
+    /// Token id (as a string) → bias from −100 to 100.
+    pub logit_bias: Option<HashMap<String, f32>>,
+    /// Number of choices; only 1 is supported.
+    pub n: Option<u32>,
+    /// Stream the answer as server-sent events.
+    pub stream: Option<bool>,
+    /// Streaming options.
+    pub stream_options: Option<StreamOptions>,
+    /// An end-user id (accepted, logged nowhere).
+    pub user: Option<String>,
+}
+
+/// A content part of a message; only text parts are supported.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+pub struct ContentPart {
+    /// `text`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The text of a text part.
+    pub text: Option<String>,
+}
+
+/// A message's content: a string or a list of parts.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum Content {
+    /// Plain text.
+    Text(String),
+    /// Content parts.
+    Parts(Vec<ContentPart>),
+}
+
+/// One chat message.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+pub struct Message {
+    /// `system`, `developer`, `user`, `assistant` or `tool`.
+    pub role: String,
+    /// The content (may be null on assistant messages with tool calls).
+    pub content: Option<Content>,
+    /// A participant name.
+    pub name: Option<String>,
+}
+
+/// `POST /v1/chat/completions`.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+pub struct ChatCompletionRequest {
+    /// A served model's name.
+    pub model: String,
+    /// The conversation.
+    pub messages: Vec<Message>,
+    /// Like `max_tokens` (the newer name).
+    pub max_completion_tokens: Option<u32>,
+    /// Return log-probabilities of the output tokens.
+    pub logprobs: Option<bool>,
+    /// 0–20 most likely alternatives per token (needs `logprobs`).
+    pub top_logprobs: Option<u32>,
+    /// Tool definitions, passed to the model's chat template.
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub tools: Option<serde_json::Value>,
+    /// Sampling and streaming fields.
+    #[serde(flatten)]
+    pub sampling: Sampling,
+}
+
+/// `prompt`: text, or token ids.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum Prompt {
+    /// Text.
+    Text(String),
+    /// A list with one text.
+    Texts(Vec<String>),
+    /// Token ids.
+    Tokens(Vec<u32>),
+}
+
+/// `POST /v1/completions`.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+pub struct CompletionRequest {
+    /// A served model's name.
+    pub model: String,
+    /// The prompt.
+    pub prompt: Prompt,
+    /// Return log-probabilities with this many alternatives (0–5).
+    pub logprobs: Option<u32>,
+    /// Include the prompt in the output (unsupported when true).
+    pub echo: Option<bool>,
+    /// Sampling and streaming fields.
+    #[serde(flatten)]
+    pub sampling: Sampling,
+}
+
+/// Token counts.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Usage {
+    /// Tokens in the prompt.
+    pub prompt_tokens: usize,
+    /// Tokens generated.
+    pub completion_tokens: usize,
+    /// Both.
+    pub total_tokens: usize,
+    /// Details of the prompt tokens.
+    pub prompt_tokens_details: PromptTokensDetails,
+}
+
+/// `usage.prompt_tokens_details`.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct PromptTokensDetails {
+    /// Prompt tokens served from the prefix cache.
+    pub cached_tokens: usize,
+}
+
+/// One entry of `/v1/models`.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ModelObject {
+    /// The name to put in `model`.
+    pub id: String,
+    /// `model`.
+    pub object: &'static str,
+    /// Load time, Unix seconds.
+    pub created: u64,
+    /// `perch`.
+    pub owned_by: &'static str,
+}
+
+/// `GET /v1/models`.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ModelList {
+    /// `list`.
+    pub object: &'static str,
+    /// The served models.
+    pub data: Vec<ModelObject>,
+}
+
+impl crate::extract::RequestBody for ChatCompletionRequest {
+    fn precheck(value: &serde_json::Value) -> Result<(), crate::ApiError> {
+        crate::extract::parse::<Sampling>(value).map(drop)
+    }
+}
+
+impl crate::extract::RequestBody for CompletionRequest {
+    fn precheck(value: &serde_json::Value) -> Result<(), crate::ApiError> {
+        crate::extract::parse::<Sampling>(value).map(drop)
+    }
+}

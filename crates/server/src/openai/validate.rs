@@ -1,0 +1,271 @@
+//! Parse, don't re-check: turns an OpenAI request body into a [`ValidRequest`] once —
+//! model resolved, fields range-checked (each error names its field), prompt rendered and
+//! tokenized, limits applied. Everything downstream takes the valid type.
+
+use perch_engine::generate::GenerateRequest;
+use perch_engine::sampler::SamplingParams;
+use perch_engine::text::template::ChatMessage;
+
+use super::types::{ChatCompletionRequest, CompletionRequest, Content, Prompt, Sampling, Stop};
+use crate::{ApiError, AppState, ServedModel};
+
+/// A request ready for the engine.
+pub(crate) struct ValidRequest {
+    pub model: ServedModel,
+    pub generate: GenerateRequest,
+    pub stream: bool,
+    pub include_usage: bool,
+    /// Log-probabilities asked for, with this many alternatives.
+    pub logprobs: Option<usize>,
+}
+
+pub(crate) fn chat(
+    state: &AppState,
+    body: ChatCompletionRequest,
+) -> Result<ValidRequest, ApiError> {
+    let model = resolve(state, &body.model)?;
+    if body.messages.is_empty() {
+        return Err(ApiError::invalid_field(
+            "messages",
+            "messages must hold at least one message",
+        ));
+    }
+    let mut messages = Vec::with_capacity(body.messages.len());
+    for (i, m) in body.messages.iter().enumerate() {
+        let role =
+            match m.role.as_str() {
+                "developer" => "system",
+                r @ ("system" | "user" | "assistant" | "tool") => r,
+                other => return Err(ApiError::invalid_field(
+                    &format!("messages[{i}].role"),
+                    format!(
+                        "unknown role {other:?} (use system, developer, user, assistant or tool)"
+                    ),
+                )),
+            };
+        let content =
+            match &m.content {
+                None => String::new(),
+                Some(Content::Text(t)) => t.clone(),
+                Some(Content::Parts(parts)) => {
+                    let mut text = Vec::new();
+                    for (j, p) in parts.iter().enumerate() {
+                        match (p.kind.as_str(), &p.text) {
+                            ("text", Some(t)) => text.push(t.as_str()),
+                            _ => return Err(ApiError::invalid_field(
+                                &format!("messages[{i}].content[{j}]"),
+                                format!(
+                                    "content parts of type {:?} are not supported; send text parts",
+                                    p.kind
+                                ),
+                            )),
+                        }
+                    }
+                    text.join("\n")
+                }
+            };
+        let mut message = ChatMessage::new(role, &content);
+        if let Some(name) = &m.name {
+            message.extra.insert("name".into(), name.clone().into());
+        }
+        messages.push(message);
+    }
+    let engine = &model.engine;
+    let text = engine
+        .render_chat(&messages, body.tools.as_ref())
+        .map_err(|e| ApiError::invalid_field("messages", e.to_string()))?;
+    let prompt = engine.tokenize(&text, false).map_err(ApiError::from)?;
+    let logprobs = match (body.logprobs.unwrap_or(false), body.top_logprobs) {
+        (_, Some(n)) if n > 20 => {
+            return Err(ApiError::invalid_field(
+                "top_logprobs",
+                "top_logprobs must be 0–20",
+            ))
+        }
+        (false, Some(n)) if n > 0 => {
+            return Err(ApiError::invalid_field(
+                "top_logprobs",
+                "top_logprobs needs logprobs: true",
+            ))
+        }
+        (true, n) => Some(n.unwrap_or(0) as usize),
+        (false, _) => None,
+    };
+    let max_tokens = body.max_completion_tokens.or(body.sampling.max_tokens);
+    finish(
+        state,
+        model,
+        prompt,
+        "messages",
+        &body.sampling,
+        max_tokens,
+        logprobs,
+    )
+}
+
+pub(crate) fn completion(
+    state: &AppState,
+    body: CompletionRequest,
+) -> Result<ValidRequest, ApiError> {
+    let model = resolve(state, &body.model)?;
+    if body.echo.unwrap_or(false) {
+        return Err(ApiError::invalid_field("echo", "echo is not supported"));
+    }
+    let engine = &model.engine;
+    let prompt = match &body.prompt {
+        Prompt::Text(t) => engine.tokenize(t, true)?,
+        Prompt::Texts(list) if list.len() == 1 => engine.tokenize(&list[0], true)?,
+        Prompt::Texts(_) => {
+            return Err(ApiError::invalid_field(
+                "prompt",
+                "only one prompt per request is supported",
+            ))
+        }
+        Prompt::Tokens(ids) => {
+            let vocab = engine.info().config.vocab_size as u32;
+            if let Some(bad) = ids.iter().find(|&&id| id >= vocab) {
+                return Err(ApiError::invalid_field(
+                    "prompt",
+                    format!("token id {bad} is beyond the vocabulary of {vocab}"),
+                ));
+            }
+            ids.clone()
+        }
+    };
+    if prompt.is_empty() {
+        return Err(ApiError::invalid_field("prompt", "the prompt is empty"));
+    }
+    let logprobs = match body.logprobs {
+        Some(n) if n > 5 => {
+            return Err(ApiError::invalid_field("logprobs", "logprobs must be 0–5"))
+        }
+        other => other.map(|n| n as usize),
+    };
+    let max_tokens = body.sampling.max_tokens;
+    finish(
+        state,
+        model,
+        prompt,
+        "prompt",
+        &body.sampling,
+        max_tokens,
+        logprobs,
+    )
+}
+
+fn resolve(state: &AppState, name: &str) -> Result<ServedModel, ApiError> {
+    state.model(name).cloned().ok_or_else(|| {
+        let names: Vec<String> = state.models.iter().map(|m| m.name.clone()).collect();
+        ApiError::model_not_found(name, &names)
+    })
+}
+
+fn finish(
+    state: &AppState,
+    model: ServedModel,
+    prompt: Vec<u32>,
+    prompt_field: &str,
+    s: &Sampling,
+    max_tokens: Option<u32>,
+    logprobs: Option<usize>,
+) -> Result<ValidRequest, ApiError> {
+    let context = model.engine.info().config.max_position_embeddings as usize;
+    let limit = context.min(state.limits.max_prompt_tokens);
+    if prompt.len() >= limit {
+        return Err(ApiError::context_length(
+            prompt_field,
+            format!(
+                "the prompt is {} tokens but this model accepts at most {} (context {context})",
+                prompt.len(),
+                limit - 1
+            ),
+        ));
+    }
+    if s.n.is_some_and(|n| n != 1) {
+        return Err(ApiError::invalid_field("n", "only n = 1 is supported"));
+    }
+    let range = |field: &str, value: Option<f32>, lo: f32, hi: f32| -> Result<(), ApiError> {
+        match value {
+            Some(v) if !(lo..=hi).contains(&v) => Err(ApiError::invalid_field(
+                field,
+                format!("{field} must be between {lo} and {hi}, got {v}"),
+            )),
+            _ => Ok(()),
+        }
+    };
+    range("temperature", s.temperature, 0.0, 2.0)?;
+    range("top_p", s.top_p, f32::MIN_POSITIVE, 1.0)?;
+    range("min_p", s.min_p, 0.0, 1.0)?;
+    range("presence_penalty", s.presence_penalty, -2.0, 2.0)?;
+    range("frequency_penalty", s.frequency_penalty, -2.0, 2.0)?;
+    range(
+        "repetition_penalty",
+        s.repetition_penalty,
+        f32::MIN_POSITIVE,
+        10.0,
+    )?;
+    let vocab = model.engine.info().config.vocab_size as u32;
+    let mut logit_bias = Vec::new();
+    for (key, &bias) in s.logit_bias.iter().flatten() {
+        let id: u32 = key.parse().map_err(|_| {
+            ApiError::invalid_field(
+                "logit_bias",
+                format!("logit_bias key {key:?} is not a token id"),
+            )
+        })?;
+        if id >= vocab {
+            return Err(ApiError::invalid_field(
+                "logit_bias",
+                format!("token id {id} is beyond the vocabulary of {vocab}"),
+            ));
+        }
+        range("logit_bias", Some(bias), -100.0, 100.0)?;
+        logit_bias.push((id, bias));
+    }
+    let stop = match &s.stop {
+        None => Vec::new(),
+        Some(Stop::One(one)) => vec![one.clone()],
+        Some(Stop::Many(list)) if list.len() <= 4 => list.clone(),
+        Some(Stop::Many(_)) => {
+            return Err(ApiError::invalid_field("stop", "at most 4 stop sequences"))
+        }
+    };
+    let room = context - prompt.len();
+    let max_tokens = match max_tokens {
+        Some(0) => {
+            return Err(ApiError::invalid_field(
+                "max_tokens",
+                "max_tokens must be at least 1",
+            ))
+        }
+        Some(n) => (n as usize).min(room),
+        None => room,
+    };
+    let sampling = SamplingParams {
+        temperature: s.temperature.unwrap_or(1.0),
+        top_p: s.top_p.unwrap_or(1.0),
+        top_k: s.top_k.unwrap_or(0) as usize,
+        min_p: s.min_p.unwrap_or(0.0),
+        repetition_penalty: s.repetition_penalty.unwrap_or(1.0),
+        presence_penalty: s.presence_penalty.unwrap_or(0.0),
+        frequency_penalty: s.frequency_penalty.unwrap_or(0.0),
+        logit_bias,
+        seed: s.seed,
+        logprobs,
+    };
+    let stream = s.stream.unwrap_or(false);
+    let include_usage = stream && s.stream_options.as_ref().is_some_and(|o| o.include_usage);
+    Ok(ValidRequest {
+        model,
+        generate: GenerateRequest {
+            prompt,
+            sampling,
+            max_tokens,
+            stop,
+            ignore_eos: false,
+        },
+        stream,
+        include_usage,
+        logprobs,
+    })
+}

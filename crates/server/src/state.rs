@@ -1,0 +1,65 @@
+//! What every handler shares: the served models, the API key, the limits and the queue.
+
+use std::sync::Arc;
+
+use perch_engine::Engine;
+use tokio::sync::Semaphore;
+
+/// A model the server answers for, under the name clients put in `model`.
+#[derive(Clone)]
+pub struct ServedModel {
+    /// The name (`smollm2:135m`, `owner/repo`, or a file name).
+    pub name: String,
+    /// The loaded engine.
+    pub engine: Arc<dyn Engine>,
+    /// When it was loaded (Unix seconds), reported as `created`.
+    pub created: u64,
+}
+
+/// Limits that keep one client from taking the node down.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Largest request body accepted (413 beyond).
+    pub max_body_bytes: usize,
+    /// Requests admitted at once, running or queued (503 beyond).
+    pub max_queue: usize,
+    /// Longest prompt accepted in tokens, on top of each model's own context.
+    pub max_prompt_tokens: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 4 << 20,
+            max_queue: 32,
+            max_prompt_tokens: 131_072,
+        }
+    }
+}
+
+/// Shared state of the server.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) models: Arc<Vec<ServedModel>>,
+    pub(crate) api_key: Option<Arc<str>>,
+    pub(crate) limits: Limits,
+    pub(crate) queue: Arc<Semaphore>,
+}
+
+impl AppState {
+    /// State serving `models`; when `api_key` is set every API call must present it as
+    /// `Authorization: Bearer KEY`.
+    pub fn new(models: Vec<ServedModel>, api_key: Option<String>, limits: Limits) -> Self {
+        let queue = Arc::new(Semaphore::new(limits.max_queue));
+        AppState {
+            models: Arc::new(models),
+            api_key: api_key.map(Into::into),
+            limits,
+            queue,
+        }
+    }
+
+    pub(crate) fn model(&self, name: &str) -> Option<&ServedModel> {
+        self.models.iter().find(|m| m.name == name)
+    }
+}

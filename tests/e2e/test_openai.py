@@ -1,0 +1,168 @@
+"""End-to-end tests of `perch serve` with the official `openai` client.
+
+Run by crates/cli/tests/serve_e2e.rs, which starts the real server on loopback ports
+with the SmolLM2 test model and passes them in PERCH_BASE_URL (no key),
+PERCH_KEYED_URL + PERCH_API_KEY (a key required) and PERCH_TOKENIZER_DIR (the model
+imported to MLX format, for counting tokens with transformers).
+"""
+import json
+import os
+import time
+
+import httpx
+import openai
+import pytest
+from transformers import AutoTokenizer
+
+BASE = os.environ["PERCH_BASE_URL"]
+MODEL = os.environ["PERCH_MODEL"]
+QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+ANSWER = "The capital of France is Paris."
+
+
+@pytest.fixture(scope="module")
+def client():
+    return openai.OpenAI(base_url=BASE, api_key="unused")
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return AutoTokenizer.from_pretrained(os.environ["PERCH_TOKENIZER_DIR"])
+
+
+def test_lists_the_served_model(client):
+    assert [m.id for m in client.models.list().data] == [MODEL]
+
+
+def test_chat_answers_and_counts_tokens_like_the_tokenizer(client, tokenizer):
+    r = client.chat.completions.create(model=MODEL, messages=QUESTION, temperature=0, max_tokens=40)
+    choice = r.choices[0]
+    assert choice.message.role == "assistant"
+    assert choice.message.content == ANSWER
+    assert choice.finish_reason == "stop"
+    prompt_ids = tokenizer.apply_chat_template(QUESTION, add_generation_prompt=True, tokenize=True)
+    if hasattr(prompt_ids, "keys"):
+        prompt_ids = prompt_ids["input_ids"]
+    assert r.usage.prompt_tokens == len(prompt_ids)
+    # The answer's tokens plus the end-of-turn token.
+    assert r.usage.completion_tokens == len(tokenizer.encode(ANSWER, add_special_tokens=False)) + 1
+    assert r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
+    assert r.usage.prompt_tokens_details.cached_tokens == 0
+
+
+def test_streaming_sends_role_deltas_finish_and_usage(client):
+    chunks = list(client.chat.completions.create(
+        model=MODEL, messages=QUESTION, temperature=0, max_tokens=40, stream=True,
+        stream_options={"include_usage": True}))
+    assert chunks[0].choices[0].delta.role == "assistant"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == ANSWER
+    finals = [c for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert len(finals) == 1 and finals[0].choices[0].finish_reason == "stop"
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens > 0
+
+
+def test_stop_sequences_and_max_tokens(client):
+    r = client.chat.completions.create(model=MODEL, messages=QUESTION, temperature=0, stop=["Paris"])
+    assert r.choices[0].message.content == "The capital of France is "
+    assert r.choices[0].finish_reason == "stop"
+    r = client.chat.completions.create(model=MODEL, messages=QUESTION, temperature=0, max_completion_tokens=3)
+    assert r.choices[0].finish_reason == "length"
+    assert r.usage.completion_tokens == 3
+
+
+def test_the_same_seed_gives_the_same_answer(client):
+    ask = lambda seed: client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "Tell me a story about a cat."}],
+        temperature=1.0, seed=seed, max_tokens=16).choices[0].message.content
+    assert ask(7) == ask(7)
+
+
+def test_completions_with_text_and_token_ids(client):
+    r = client.completions.create(model=MODEL, prompt="The capital of France is", temperature=0, max_tokens=3)
+    assert r.choices[0].text.strip() != "" and r.choices[0].finish_reason == "length"
+    ids = client.completions.create(model=MODEL, prompt=[504, 3575, 282, 4649, 314], temperature=0, max_tokens=3)
+    assert ids.choices[0].text == r.choices[0].text
+    lp = client.completions.create(model=MODEL, prompt="Hello", temperature=0, max_tokens=2, logprobs=2)
+    assert len(lp.choices[0].logprobs.token_logprobs) == 2
+
+
+def test_chat_logprobs(client):
+    r = client.chat.completions.create(model=MODEL, messages=QUESTION, temperature=0, max_tokens=4,
+                                       logprobs=True, top_logprobs=3)
+    content = r.choices[0].logprobs.content
+    assert len(content) == 4 and all(len(t.top_logprobs) == 3 for t in content)
+    assert "".join(t.token for t in content) == "The capital of France"
+
+
+def raw(path, body, **kw):
+    return httpx.post(BASE + path, content=body, headers={"content-type": "application/json"}, timeout=60, **kw)
+
+
+def test_malformed_and_invalid_bodies_get_openai_shaped_400s():
+    r = raw("/chat/completions", b"{not json")
+    assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
+    for field, body in [
+        ("temperature", {"temperature": 5}),
+        ("temperature", {"temperature": "hot"}),
+        ("n", {"n": 2}),
+        ("messages", {"messages": []}),
+        ("top_logprobs", {"top_logprobs": 3}),
+        ("logit_bias", {"logit_bias": {"abc": 1}}),
+    ]:
+        payload = {"model": MODEL, "messages": QUESTION, **body}
+        r = raw("/chat/completions", json.dumps(payload).encode())
+        assert r.status_code == 400, (field, r.text)
+        assert r.json()["error"]["param"] == field, r.text
+
+
+def test_unknown_model_is_404(client):
+    with pytest.raises(openai.NotFoundError) as e:
+        client.chat.completions.create(model="no-such-model", messages=QUESTION)
+    assert e.value.body["code"] == "model_not_found"
+
+
+def test_oversized_body_is_413():
+    r = raw("/chat/completions", json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "x" * 200_000}]}).encode())
+    assert r.status_code == 413 and "error" in r.json()
+
+
+def test_too_long_prompt_says_both_numbers():
+    r = raw("/completions", json.dumps({"model": MODEL, "prompt": [42] * 9000}).encode())
+    assert r.status_code == 400
+    error = r.json()["error"]
+    assert error["code"] == "context_length_exceeded" and "9000" in error["message"] and "8192" in error["message"]
+
+
+def test_disconnect_mid_stream_then_a_normal_request(client):
+    body = {"model": MODEL, "stream": True, "max_tokens": 2000,
+            "messages": [{"role": "user", "content": "Write a long essay about the sea."}]}
+    with httpx.stream("POST", BASE + "/chat/completions", json=body, timeout=60) as r:
+        events = 0
+        for line in r.iter_lines():
+            if line.startswith("data: "):
+                events += 1
+            if events == 3:
+                break
+    start = time.time()
+    r = client.chat.completions.create(model=MODEL, messages=QUESTION, temperature=0, max_tokens=40)
+    assert r.choices[0].message.content == ANSWER
+    # The abandoned 2000-token essay (minutes of work here) was cancelled, not finished first.
+    assert time.time() - start < 60
+
+
+def test_api_key_is_required_when_set():
+    keyed = os.environ["PERCH_KEYED_URL"]
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=keyed, api_key="wrong").models.list()
+    good = openai.OpenAI(base_url=keyed, api_key=os.environ["PERCH_API_KEY"])
+    assert [m.id for m in good.models.list().data] == [MODEL]
+    assert httpx.get(keyed.removesuffix("/v1") + "/health").status_code == 200
+
+
+def test_openapi_document_describes_the_endpoints():
+    doc = httpx.get(BASE.removesuffix("/v1") + "/openapi.json").json()
+    assert {"/v1/models", "/v1/chat/completions", "/v1/completions"} <= set(doc["paths"])
+    schemas = doc["components"]["schemas"]
+    assert "messages" in json.dumps(schemas["ChatCompletionRequest"])
+    assert {"temperature", "stop", "max_tokens", "stream"} <= set(schemas["Sampling"]["properties"])
