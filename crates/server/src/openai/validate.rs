@@ -32,38 +32,40 @@ pub(crate) fn chat(
     }
     let mut messages = Vec::with_capacity(body.messages.len());
     for (i, m) in body.messages.iter().enumerate() {
-        let role =
-            match m.role.as_str() {
-                "developer" => "system",
-                r @ ("system" | "user" | "assistant" | "tool") => r,
-                other => return Err(ApiError::invalid_field(
+        let role = match m.role.as_str() {
+            "developer" => "system",
+            r @ ("system" | "user" | "assistant" | "tool") => r,
+            other => {
+                return Err(ApiError::invalid_field(
                     &format!("messages[{i}].role"),
                     format!(
                         "unknown role {other:?} (use system, developer, user, assistant or tool)"
                     ),
-                )),
-            };
-        let content =
-            match &m.content {
-                None => String::new(),
-                Some(Content::Text(t)) => t.clone(),
-                Some(Content::Parts(parts)) => {
-                    let mut text = Vec::new();
-                    for (j, p) in parts.iter().enumerate() {
-                        match (p.kind.as_str(), &p.text) {
-                            ("text", Some(t)) => text.push(t.as_str()),
-                            _ => return Err(ApiError::invalid_field(
+                ))
+            }
+        };
+        let content = match &m.content {
+            None => String::new(),
+            Some(Content::Text(t)) => t.clone(),
+            Some(Content::Parts(parts)) => {
+                let mut text = Vec::new();
+                for (j, p) in parts.iter().enumerate() {
+                    match (p.kind.as_str(), &p.text) {
+                        ("text", Some(t)) => text.push(t.as_str()),
+                        _ => {
+                            return Err(ApiError::invalid_field(
                                 &format!("messages[{i}].content[{j}]"),
                                 format!(
                                     "content parts of type {:?} are not supported; send text parts",
                                     p.kind
                                 ),
-                            )),
+                            ))
                         }
                     }
-                    text.join("\n")
                 }
-            };
+                text.join("\n")
+            }
+        };
         let mut message = ChatMessage::new(role, &content);
         if let Some(name) = &m.name {
             message.extra.insert("name".into(), name.clone().into());
