@@ -219,7 +219,9 @@ pub fn generate(
     Ok(finished)
 }
 
-/// Runs the prompt through the model in chunks and samples the first token (lazily).
+/// Runs all but the last prompt token through the model in chunks, evaluating only the
+/// cache (so the last layer's MLP and the output head are never computed for them), then
+/// the last token, whose logits give the first sampled token (lazily).
 fn prefill(
     model: &Model,
     prompt: &[u32],
@@ -227,21 +229,18 @@ fn prefill(
     layout: &BatchLayout,
     sampler: &mut Sampler,
 ) -> Result<Sampled> {
-    let mut chunks = prompt.chunks(PREFILL_CHUNK).peekable();
-    while let Some(chunk) = chunks.next() {
+    let (last, context) = prompt.split_last().expect("the prompt is not empty");
+    for chunk in context.chunks(PREFILL_CHUNK) {
         let ids = Array::from_slice(chunk, &[1, chunk.len() as i32])?;
-        let logits = model.transformer.forward(&ids, cache, layout, false)?;
-        if chunks.peek().is_some() {
-            // The last position's logits depend on every cached key and value of the
-            // chunk, so evaluating them fills the cache.
-            logits.eval()?;
-        } else {
-            let sampled = sampler.sample(&last_logits(&logits)?)?;
-            perch_mlx::async_eval(&outputs(&sampled))?;
-            return Ok(sampled);
-        }
+        // The logits are dropped unevaluated; only the keys and values are computed.
+        model.transformer.forward(&ids, cache, layout, false)?;
+        perch_mlx::eval(&cache.iter().flat_map(LayerCache::state).collect::<Vec<_>>())?;
     }
-    unreachable!("the prompt is not empty")
+    let ids = Array::from_slice(&[*last], &[1, 1])?;
+    let logits = model.transformer.forward(&ids, cache, layout, false)?;
+    let sampled = sampler.sample(&last_logits(&logits)?)?;
+    perch_mlx::async_eval(&outputs(&sampled))?;
+    Ok(sampled)
 }
 
 /// Feeds the previous token (still lazy) back in and samples the next.

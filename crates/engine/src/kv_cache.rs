@@ -77,6 +77,11 @@ impl LayerCache {
         Ok((k_view, v_view))
     }
 
+    /// The storage arrays (keys, values), for evaluating the cache on its own.
+    pub fn state(&self) -> impl Iterator<Item = &Array> {
+        self.keys.iter().chain(self.values.iter())
+    }
+
     /// Bytes of preallocated storage.
     pub fn nbytes(&self) -> usize {
         self.keys.as_ref().map_or(0, Array::nbytes) + self.values.as_ref().map_or(0, Array::nbytes)

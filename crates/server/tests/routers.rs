@@ -1,0 +1,201 @@
+//! The routers over a real engine (SmolLM2) on a loopback port, driven with reqwest:
+//! authentication, error shapes and statuses, queue limits, and SSE framing.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use perch_engine::{Engine, MlxEngine};
+use perch_server::{AppState, Limits, ServedModel};
+use serde_json::{json, Value};
+
+const MODEL: &str = "smollm2";
+
+fn engine() -> Arc<dyn Engine> {
+    static ENGINE: OnceLock<Arc<MlxEngine>> = OnceLock::new();
+    ENGINE
+        .get_or_init(|| {
+            let path = std::env::var_os("PERCH_TEST_MODEL")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                        .join("../../scripts/fetch-test-model");
+                    let out = std::process::Command::new("bash")
+                        .arg(script)
+                        .output()
+                        .unwrap();
+                    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+                });
+            Arc::new(MlxEngine::load(&path).unwrap())
+        })
+        .clone()
+}
+
+/// Serves a router on a free loopback port for the rest of the test; returns its base URL.
+async fn start(api_key: Option<&str>, limits: Limits) -> String {
+    let model = ServedModel {
+        name: MODEL.into(),
+        engine: engine(),
+        created: 0,
+    };
+    let state = AppState::new(vec![model], api_key.map(str::to_owned), limits);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(perch_server::serve(listener, state, std::future::pending()));
+    format!("http://{address}")
+}
+
+fn chat(max_tokens: u32, stream: bool) -> Value {
+    json!({"model": MODEL, "max_tokens": max_tokens, "temperature": 0, "stream": stream,
+           "messages": [{"role": "user", "content": "What is the capital of France?"}]})
+}
+
+async fn error_of(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    (status, body["error"].clone())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_is_open_and_the_api_needs_the_key() {
+    let base = start(Some("k3y"), Limits::default()).await;
+    let http = reqwest::Client::new();
+    assert_eq!(
+        http.get(format!("{base}/health"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let (status, error) =
+        error_of(http.get(format!("{base}/v1/models")).send().await.unwrap()).await;
+    assert_eq!(status, 401);
+    assert_eq!(error["code"], "invalid_api_key");
+    let wrong = http
+        .get(format!("{base}/v1/models"))
+        .bearer_auth("nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let ok = http
+        .get(format!("{base}/v1/models"))
+        .bearer_auth("k3y")
+        .send()
+        .await
+        .unwrap();
+    let list: Value = ok.json().await.unwrap();
+    assert_eq!(list["data"][0]["id"], MODEL);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_have_openai_shape_and_honest_statuses() {
+    let limits = Limits {
+        max_body_bytes: 1024,
+        ..Limits::default()
+    };
+    let base = start(None, limits).await;
+    let http = reqwest::Client::new();
+    let url = format!("{base}/v1/chat/completions");
+
+    let (status, error) = error_of(http.post(&url).body("{oops").send().await.unwrap()).await;
+    assert_eq!(
+        (status, error["type"].as_str()),
+        (400, Some("invalid_request_error"))
+    );
+    assert!(error["message"].as_str().unwrap().contains("JSON"));
+
+    let mut body = chat(4, false);
+    body["model"] = "other".into();
+    let (status, error) = error_of(http.post(&url).json(&body).send().await.unwrap()).await;
+    assert_eq!((status, error["param"].as_str()), (404, Some("model")));
+
+    let mut body = chat(4, false);
+    body["top_p"] = json!(1.5);
+    let (status, error) = error_of(http.post(&url).json(&body).send().await.unwrap()).await;
+    assert_eq!((status, error["param"].as_str()), (400, Some("top_p")));
+
+    let mut body = chat(4, false);
+    body["messages"][0]["content"] = json!([{"type": "image_url", "image_url": {"url": "x"}}]);
+    let (status, error) = error_of(http.post(&url).json(&body).send().await.unwrap()).await;
+    assert_eq!(
+        (status, error["param"].as_str()),
+        (400, Some("messages[0].content[0]"))
+    );
+
+    let big = json!({"model": MODEL, "messages": [{"role": "user", "content": "x".repeat(4096)}]});
+    let (status, _) = error_of(http.post(&url).json(&big).send().await.unwrap()).await;
+    assert_eq!(status, 413);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_queue_answers_503_with_retry_after() {
+    let base = start(
+        None,
+        Limits {
+            max_queue: 1,
+            ..Limits::default()
+        },
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let url = format!("{base}/v1/chat/completions");
+    let mut long = http.post(&url).json(&chat(300, true)).send().await.unwrap();
+    assert_eq!(long.status(), 200);
+    let first = long.chunk().await.unwrap().unwrap();
+    assert!(first.starts_with(b"data: "));
+    let busy = http.post(&url).json(&chat(4, false)).send().await.unwrap();
+    assert_eq!(busy.status(), 503);
+    assert_eq!(busy.headers()["retry-after"], "1");
+    drop(long);
+    // The slot frees once the abandoned stream is cancelled (within a decode step).
+    let mut status = 503;
+    for _ in 0..100 {
+        status = http
+            .post(&url)
+            .json(&chat(4, false))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn completions_stream_as_server_sent_events_ending_in_done() {
+    let base = start(None, Limits::default()).await;
+    let body = json!({"model": MODEL, "prompt": [504, 3575, 282, 4649, 314], "max_tokens": 3,
+                      "temperature": 0, "stream": true});
+    let text = reqwest::Client::new()
+        .post(format!("{base}/v1/completions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+    assert_eq!(events.last(), Some(&"data: [DONE]"));
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e.strip_prefix("data: ").unwrap()).unwrap())
+        .collect();
+    assert!(chunks.iter().all(|c| c["object"] == "text_completion"));
+    assert_eq!(
+        chunks.last().unwrap()["choices"][0]["finish_reason"],
+        "length"
+    );
+    let joined: String = chunks
+        .iter()
+        .map(|c| c["choices"][0]["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(joined, " Paris.\n");
+}
