@@ -106,8 +106,14 @@ size_t array_size(const Array& a) { return a.inner.size(); }
 size_t array_nbytes(const Array& a) { return a.inner.nbytes(); }
 
 void array_copy_to(const Array& a, rust::Slice<uint8_t> out) {
-  auto c = mx::contiguous(a.inner);
+  // Wait for this array alone: a new op (such as `contiguous`) would queue behind work
+  // already handed to the stream (the next decode step), and reading would wait for it.
+  auto c = a.inner;
   c.eval();
+  if (!c.flags().row_contiguous || c.data_size() != c.size()) {
+    c = mx::contiguous(c);
+    c.eval();
+  }
   if (out.size() != c.nbytes()) {
     throw std::invalid_argument("destination holds " + std::to_string(out.size()) + " bytes, array has " +
                                 std::to_string(c.nbytes()));
