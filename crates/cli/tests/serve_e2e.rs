@@ -4,31 +4,10 @@
 //! need the process itself.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use perch_test_support::{repo, script, test_model};
 use std::process::{Child, Command, Stdio};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn script(name: &str) -> String {
-    let out = Command::new("bash")
-        .arg(repo().join("scripts").join(name))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "scripts/{name}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-fn test_model() -> PathBuf {
-    std::env::var_os("PERCH_TEST_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(script("fetch-test-model")))
-}
 
 struct Server {
     child: Child,
@@ -104,7 +83,7 @@ fn openai_client_suite_against_the_real_server() {
         .unwrap()
         .to_string_lossy()
         .into_owned();
-    let status = Command::new(script("python-env"))
+    let status = Command::new(script("python-env", &[]))
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
         .arg(repo().join("tests/e2e"))
         .env("PERCH_BASE_URL", &plain.base_url)

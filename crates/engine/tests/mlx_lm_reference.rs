@@ -5,11 +5,7 @@
 
 mod common;
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Stdio};
-
-use common::{reference_python, test_model};
+use common::{mlx_lm_reference as reference, test_model};
 use perch_engine::generate::{Event, GenerateRequest};
 use perch_engine::sampler::SamplingParams;
 use perch_engine::text::template::ChatMessage;
@@ -48,31 +44,6 @@ fn chats() -> Vec<Vec<ChatMessage>> {
         vec![m("user", "What is 12345 + 67890? Show the digits.")],
         vec![m("user", "用一句话介绍一下你自己。")],
     ]
-}
-
-/// Runs scripts/mlx_lm_reference.py with `request` and parses its answer.
-fn reference(request: &Value) -> Vec<Value> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/mlx_lm_reference.py");
-    let mut child = Command::new(reference_python())
-        .arg(&script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the mlx-lm reference");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(request.to_string().as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "mlx-lm reference failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("reference prints JSON")
 }
 
 fn imported_smollm2() -> tempdir::Dir {

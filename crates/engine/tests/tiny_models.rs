@@ -5,11 +5,8 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
-use common::reference_python;
 use perch_engine::batch::BatchLayout;
 use perch_engine::config::ModelConfig;
 use perch_engine::transformer::Transformer;
@@ -167,29 +164,8 @@ fn write_tiny(name: &str, config_json: Value, seed: u64) -> Tiny {
 }
 
 fn reference_logits(dir: &Path, sequences: &[Vec<u32>]) -> Vec<Vec<Vec<f32>>> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/mlx_lm_reference.py");
-    let mut child = Command::new(reference_python())
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let request = json!({"model": dir, "logits_for": sequences});
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(request.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "mlx-lm: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let parsed: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    parsed
+    let results = common::mlx_lm_reference(&json!({"model": dir, "logits_for": sequences}));
+    results
         .iter()
         .map(|r| serde_json::from_value(r["logits"].clone()).unwrap())
         .collect()

@@ -1,7 +1,6 @@
 //! The routers over a real engine (SmolLM2) on a loopback port, driven with reqwest:
 //! authentication, error shapes and statuses, queue limits, and SSE framing.
 
-use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -15,17 +14,7 @@ fn engine() -> Arc<dyn Engine> {
     static ENGINE: OnceLock<Arc<MlxEngine>> = OnceLock::new();
     ENGINE
         .get_or_init(|| {
-            let path = std::env::var_os("PERCH_TEST_MODEL")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                        .join("../../scripts/fetch-test-model");
-                    let out = std::process::Command::new("bash")
-                        .arg(script)
-                        .output()
-                        .unwrap();
-                    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-                });
+            let path = perch_test_support::test_model();
             Arc::new(MlxEngine::load(&path).unwrap())
         })
         .clone()

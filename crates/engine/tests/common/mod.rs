@@ -1,48 +1,13 @@
 //! Helpers shared by perch-engine's integration tests: the real test model, and running
 //! a chat through an engine.
-#![allow(dead_code)]
-
-use std::path::PathBuf;
-use std::process::Command;
+#![allow(dead_code, unused_imports)]
 
 use perch_engine::generate::{Event, FinishReason, GenerateRequest};
 use perch_engine::sampler::SamplingParams;
 use perch_engine::text::template::ChatMessage;
 use perch_engine::Engine;
 
-/// Runs a script from `scripts/` and returns what it printed, trimmed.
-pub fn script(name: &str, args: &[&str]) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../scripts")
-        .join(name);
-    let output = Command::new("bash")
-        .arg(&path)
-        .args(args)
-        .output()
-        .expect("run script");
-    assert!(
-        output.status.success(),
-        "scripts/{name} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_owned()
-}
-
-/// The SmolLM2-135M-Instruct Q4_1 GGUF (`PERCH_TEST_MODEL`, else fetched).
-pub fn test_model() -> PathBuf {
-    match std::env::var_os("PERCH_TEST_MODEL") {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(script("fetch-test-model", &[])),
-    }
-}
-
-/// The python of the test virtual environment (mlx-lm and friends).
-pub fn reference_python() -> PathBuf {
-    PathBuf::from(script("python-env", &[]))
-}
+pub use perch_test_support::{mlx_lm_reference, test_model};
 
 /// What a generation produced.
 pub struct Output {

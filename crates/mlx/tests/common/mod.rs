@@ -1,9 +1,6 @@
 //! Helpers shared by perch-mlx's integration tests: float comparison and locating the
-//! real SmolLM2 test model.
-#![allow(dead_code)]
-
-use std::path::PathBuf;
-use std::process::Command;
+//! real SmolLM2 test model (from perch-test-support).
+#![allow(dead_code, unused_imports)]
 
 use perch_mlx::Array;
 
@@ -32,21 +29,4 @@ pub fn arr(values: &[f32], shape: &[i32]) -> Array {
     Array::from_slice(values, shape).expect("values fill shape")
 }
 
-/// The SmolLM2-135M-Instruct Q4_1 GGUF: `PERCH_TEST_MODEL`, else whatever
-/// `scripts/fetch-test-model` prints (it downloads the model once into the cache).
-pub fn test_model() -> PathBuf {
-    if let Some(path) = std::env::var_os("PERCH_TEST_MODEL") {
-        return PathBuf::from(path);
-    }
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/fetch-test-model");
-    let output = Command::new("bash")
-        .arg(&script)
-        .output()
-        .expect("run scripts/fetch-test-model");
-    assert!(
-        output.status.success(),
-        "scripts/fetch-test-model failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    PathBuf::from(String::from_utf8(output.stdout).expect("utf-8 path").trim())
-}
+pub use perch_test_support::test_model;

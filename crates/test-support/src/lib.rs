@@ -1,0 +1,69 @@
+//! Helpers every crate's tests share: the real SmolLM2 test model, the repository's
+//! scripts, and the `mlx-lm` reference (`scripts/mlx_lm_reference.py`) run in the test
+//! Python environment. Dev-dependency only.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Runs `scripts/NAME ARGS…` and returns what it printed, trimmed; panics with its stderr
+/// if it fails.
+pub fn script(name: &str, args: &[&str]) -> String {
+    let output = Command::new("bash")
+        .arg(repo().join("scripts").join(name))
+        .args(args)
+        .output()
+        .expect("run a script");
+    assert!(
+        output.status.success(),
+        "scripts/{name} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned()
+}
+
+/// The SmolLM2-135M-Instruct Q4_1 GGUF: `PERCH_TEST_MODEL`, else whatever
+/// `scripts/fetch-test-model` prints (it downloads the model once into the cache).
+pub fn test_model() -> PathBuf {
+    match std::env::var_os("PERCH_TEST_MODEL") {
+        Some(path) => PathBuf::from(path),
+        None => PathBuf::from(script("fetch-test-model", &[])),
+    }
+}
+
+/// The python of the test virtual environment (`scripts/python-env`).
+pub fn reference_python() -> PathBuf {
+    PathBuf::from(script("python-env", &[]))
+}
+
+/// Runs `scripts/mlx_lm_reference.py` with `request` on stdin and parses its JSON answer.
+pub fn mlx_lm_reference(request: &serde_json::Value) -> Vec<serde_json::Value> {
+    let mut child = Command::new(reference_python())
+        .arg(repo().join("scripts/mlx_lm_reference.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the mlx-lm reference");
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(request.to_string().as_bytes())
+        .expect("write request");
+    let output = child.wait_with_output().expect("mlx-lm reference runs");
+    assert!(
+        output.status.success(),
+        "mlx-lm reference failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("the reference prints JSON")
+}
