@@ -68,6 +68,24 @@ impl ApiError {
         }
     }
 
+    /// 404: no such endpoint.
+    pub fn not_found_route() -> Self {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "no such endpoint; see /openapi.json for the ones this server has",
+        )
+    }
+
+    /// 405: the endpoint exists but not with this method.
+    pub fn method_not_allowed() -> Self {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request_error",
+            "this endpoint does not accept that method; see /openapi.json",
+        )
+    }
+
     /// 413: the body is larger than the limit.
     pub fn too_large(limit: usize) -> Self {
         ApiError::new(

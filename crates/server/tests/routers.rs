@@ -113,6 +113,14 @@ async fn errors_have_openai_shape_and_honest_statuses() {
         (400, Some("messages[0].content[0]"))
     );
 
+    let (status, error) = error_of(http.get(&url).send().await.unwrap()).await;
+    assert_eq!(
+        (status, error["type"].as_str()),
+        (405, Some("invalid_request_error"))
+    );
+    let (status, _) = error_of(http.get(format!("{base}/v1/nothing")).send().await.unwrap()).await;
+    assert_eq!(status, 404);
+
     let big = json!({"model": MODEL, "messages": [{"role": "user", "content": "x".repeat(4096)}]});
     let (status, _) = error_of(http.post(&url).json(&big).send().await.unwrap()).await;
     assert_eq!(status, 413);
