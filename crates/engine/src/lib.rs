@@ -19,6 +19,7 @@ pub mod kv_cache;
 pub mod model;
 pub mod nn;
 pub mod quantization;
+pub mod rope;
 pub mod sampler;
 pub mod stop;
 pub mod text;

@@ -2,13 +2,14 @@
 //! blocks of (RMS norm → grouped-query attention with RoPE → RMS norm → SwiGLU MLP), final
 //! norm, output head. The forward runs a batch of sequences at once.
 
-use perch_mlx::fast::{self, RopeFrequencies, RopeOffset};
+use perch_mlx::fast::{self, RopeOffset};
 use perch_mlx::{Array, Dtype};
 
 use crate::batch::BatchLayout;
-use crate::config::{Architecture, ModelConfig, RopeScaling};
+use crate::config::{Architecture, ModelConfig};
 use crate::kv_cache::LayerCache;
 use crate::nn::{Embedding, Linear, RmsNorm};
+use crate::rope::{Rope, RopeAngles};
 use crate::weights::Weights;
 use crate::Result;
 
@@ -32,15 +33,6 @@ struct Block {
     attention: Attention,
     post_attention_layernorm: RmsNorm,
     mlp: Mlp,
-}
-
-/// The rotary embedding's settings.
-struct Rope {
-    dims: i32,
-    base: f32,
-    scale: f32,
-    /// Per-frequency periods when Llama 3 scaling reshapes them.
-    periods: Option<Array>,
 }
 
 /// A loaded transformer, ready to run forward passes.
@@ -95,7 +87,7 @@ impl Transformer {
             Some(weights.linear("lm_head")?)
         };
         let norm = weights.rms_norm("model.norm", eps)?;
-        let rope = Rope::new(&config)?;
+        let rope = Rope::new(&config, weights.dtype())?;
         Ok(Transformer {
             dtype: weights.dtype(),
             config,
@@ -177,6 +169,7 @@ impl Transformer {
             None => RopeOffset::Uniform(positions.offset),
         };
         let mask = positions.attention_mask();
+        let angles = self.rope.angles(rope_offset, len)?;
 
         let mut h = self.embed_tokens.lookup(ids)?;
         for (block, layer_cache) in self.blocks.iter().zip(cache.iter_mut()) {
@@ -187,7 +180,7 @@ impl Transformer {
                 batch,
                 len,
                 layer_cache,
-                rope_offset,
+                &angles,
                 mask,
             )?;
             h = h.add(&attended)?;
@@ -219,7 +212,7 @@ impl Transformer {
         batch: i32,
         len: i32,
         cache: &mut LayerCache,
-        rope_offset: RopeOffset<'_>,
+        angles: &RopeAngles<'_>,
         mask: fast::AttentionMask<'_>,
     ) -> Result<Array> {
         let c = &self.config;
@@ -236,8 +229,8 @@ impl Transformer {
             q = qn.forward(&q)?;
             k = kn.forward(&k)?;
         }
-        let q = self.rope.apply(&q, rope_offset)?;
-        let k = self.rope.apply(&k, rope_offset)?;
+        let q = self.rope.apply(&q, angles)?;
+        let k = self.rope.apply(&k, angles)?;
         let (keys, values) = cache.append(&k, &v)?;
         let scale = (c.head_dim as f32).powf(-0.5);
         let out = fast::scaled_dot_product_attention(&q, &keys, &values, scale, mask)?;
@@ -248,82 +241,4 @@ impl Transformer {
         ])?;
         attn.o_proj.forward(&out)
     }
-}
-
-impl Rope {
-    fn new(config: &ModelConfig) -> Result<Rope> {
-        let dims = config.head_dim;
-        let (scale, periods) = match &config.rope_scaling {
-            None => (1.0, None),
-            Some(RopeScaling::Linear { factor }) => (1.0 / factor, None),
-            Some(RopeScaling::Llama3 {
-                factor,
-                low_freq_factor,
-                high_freq_factor,
-                original_max_position_embeddings,
-            }) => {
-                let periods = llama3_periods(
-                    config.rope_theta,
-                    dims,
-                    *factor,
-                    *low_freq_factor,
-                    *high_freq_factor,
-                    *original_max_position_embeddings,
-                );
-                (
-                    1.0,
-                    Some(Array::from_slice(&periods, &[periods.len() as i32])?),
-                )
-            }
-        };
-        Ok(Rope {
-            dims,
-            base: config.rope_theta,
-            scale,
-            periods,
-        })
-    }
-
-    fn apply(&self, x: &Array, offset: RopeOffset<'_>) -> Result<Array> {
-        let frequencies = match &self.periods {
-            Some(p) => RopeFrequencies::Freqs(p),
-            None => RopeFrequencies::Base(self.base),
-        };
-        Ok(fast::rope(
-            x,
-            self.dims,
-            false,
-            frequencies,
-            self.scale,
-            offset,
-        )?)
-    }
-}
-
-/// Llama 3's rope scaling as periods (`1 / frequency`) per rotated pair: long wavelengths
-/// are stretched by `factor`, short ones kept, and those between blended smoothly.
-fn llama3_periods(
-    base: f32,
-    dims: i32,
-    factor: f32,
-    low: f32,
-    high: f32,
-    original: f32,
-) -> Vec<f32> {
-    let low_wavelen = original / low;
-    let high_wavelen = original / high;
-    (0..dims / 2)
-        .map(|i| {
-            let period = base.powf(2.0 * i as f32 / dims as f32);
-            let wavelen = 2.0 * std::f32::consts::PI * period;
-            if wavelen > low_wavelen {
-                period * factor
-            } else if wavelen < high_wavelen {
-                period
-            } else {
-                let smooth = (original / wavelen - low) / (high - low);
-                period / ((1.0 - smooth) / factor + smooth)
-            }
-        })
-        .collect()
 }
