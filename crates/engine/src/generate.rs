@@ -219,6 +219,26 @@ pub fn generate(
     Ok(finished)
 }
 
+/// Host time to build one decode step's graph with the device idle, `steps` times (after
+/// prefilling `prompt`): the intrinsic per-token overhead, free of contention with the
+/// computation that overlaps it during generation. For benchmarks.
+pub fn measure_graph_build(model: &Model, prompt: &[u32], steps: usize) -> Result<Vec<Duration>> {
+    let vocab = model.transformer.config().vocab_size as usize;
+    let mut sampler = Sampler::new(SamplingParams::default(), vocab, prompt)?;
+    let mut cache = model.transformer.new_cache();
+    let layout = BatchLayout::unpadded(1);
+    let mut step = prefill(model, prompt, &mut cache, &layout, &mut sampler)?;
+    let mut times = Vec::with_capacity(steps);
+    for _ in 0..steps {
+        perch_mlx::eval(&outputs(&step))?;
+        let start = Instant::now();
+        let next = decode_step(model, &step.tokens, &mut cache, &layout, &mut sampler)?;
+        times.push(start.elapsed());
+        step = next;
+    }
+    Ok(times)
+}
+
 /// Runs all but the last prompt token through the model in chunks, evaluating only the
 /// cache (so the last layer's MLP and the output head are never computed for them), then
 /// the last token, whose logits give the first sampled token (lazily).
