@@ -28,53 +28,11 @@ impl LayerCache {
     /// Appends `keys` and `values` (`[batch, kv_heads, new, head_dim]`) and returns views
     /// of everything cached so far.
     pub fn append(&mut self, keys: &Array, values: &Array) -> Result<(Array, Array)> {
-        let shape = keys.shape();
-        let (batch, heads, new, dim) = (shape[0], shape[1], shape[2], shape[3]);
         let start = self.offset;
-        let end = start + new;
-        let capacity = self.keys.as_ref().map_or(0, |k| k.shape()[2]);
-        if end > capacity {
-            let grow = (new + KV_STEP - 1) / KV_STEP * KV_STEP;
-            self.keys = Some(grown(
-                self.keys.take(),
-                [batch, heads, grow, dim],
-                start,
-                keys.dtype(),
-            )?);
-            let value_dim = values.shape()[3];
-            self.values = Some(grown(
-                self.values.take(),
-                [batch, heads, grow, value_dim],
-                start,
-                values.dtype(),
-            )?);
-        }
-        let (Some(k), Some(v)) = (&self.keys, &self.values) else {
-            unreachable!("storage was allocated above");
-        };
-        let value_dim = values.shape()[3];
-        let k = k.slice_update(
-            keys,
-            &[0, 0, start, 0],
-            &[batch, heads, end, dim],
-            &[1, 1, 1, 1],
-        )?;
-        let v = v.slice_update(
-            values,
-            &[0, 0, start, 0],
-            &[batch, heads, end, value_dim],
-            &[1, 1, 1, 1],
-        )?;
-        let k_view = k.slice(&[0, 0, 0, 0], &[batch, heads, end, dim], &[1, 1, 1, 1])?;
-        let v_view = v.slice(
-            &[0, 0, 0, 0],
-            &[batch, heads, end, value_dim],
-            &[1, 1, 1, 1],
-        )?;
-        self.keys = Some(k);
-        self.values = Some(v);
-        self.offset = end;
-        Ok((k_view, v_view))
+        let keys = write(&mut self.keys, keys, start)?;
+        let values = write(&mut self.values, values, start)?;
+        self.offset = keys.shape()[2];
+        Ok((keys, values))
     }
 
     /// The storage arrays (keys, values), for evaluating the cache on its own.
@@ -86,6 +44,31 @@ impl LayerCache {
     pub fn nbytes(&self) -> usize {
         self.keys.as_ref().map_or(0, Array::nbytes) + self.values.as_ref().map_or(0, Array::nbytes)
     }
+}
+
+/// Writes `new` into `storage` at position `start` (growing it by whole steps when it is
+/// full) and returns a view of positions `0..start + new`.
+fn write(storage: &mut Option<Array>, new: &Array, start: i32) -> Result<Array> {
+    let shape = new.shape();
+    let (batch, heads, len, dim) = (shape[0], shape[1], shape[2], shape[3]);
+    let end = start + len;
+    let capacity = storage.as_ref().map_or(0, |s| s.shape()[2]);
+    let current = match storage.take() {
+        Some(s) if end <= capacity => s,
+        old => {
+            let grow = (len + KV_STEP - 1) / KV_STEP * KV_STEP;
+            grown(old, [batch, heads, grow, dim], start, new.dtype())?
+        }
+    };
+    let updated = current.slice_update(
+        new,
+        &[0, 0, start, 0],
+        &[batch, heads, end, dim],
+        &[1, 1, 1, 1],
+    )?;
+    let view = updated.slice(&[0, 0, 0, 0], &[batch, heads, end, dim], &[1, 1, 1, 1])?;
+    *storage = Some(updated);
+    Ok(view)
 }
 
 /// `old`'s first `used` positions followed by `extra` fresh zeroed positions.
