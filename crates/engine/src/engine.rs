@@ -135,7 +135,7 @@ impl MlxEngine {
                     notes: model.notes.clone(),
                     eos_token_ids: model.eos_token_ids.clone(),
                 };
-                // The tokenizer and template are rebuilt for callers; the worker keeps
+                // The tokenizer and template are cloned for callers; the worker keeps
                 // its own so neither side locks.
                 let text = TextSide {
                     tokenizer: model.tokenizer.clone(),

@@ -266,9 +266,9 @@ impl Sampler {
             .key
             .as_ref()
             .expect("a key exists whenever temperature > 0");
-        let keys = random::split(key, 2)?;
-        self.key = Some(keys.slice(&[0, 0], &[1, 2], &[1, 1])?.reshape(&[2])?);
-        Ok(keys.slice(&[1, 0], &[2, 2], &[1, 1])?.reshape(&[2])?)
+        let (next, sub) = random::split_once(key)?;
+        self.key = Some(next);
+        Ok(sub)
     }
 }
 

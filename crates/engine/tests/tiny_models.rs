@@ -40,17 +40,8 @@ fn config(model_type: &str, extra: Value) -> Value {
 fn random_weights(config: &ModelConfig, seed: u64) -> HashMap<String, Array> {
     let mut key = random::key(seed).unwrap();
     let mut next = |shape: &[i32], scale: f32| {
-        let keys = random::split(&key, 2).unwrap();
-        key = keys
-            .slice(&[0, 0], &[1, 2], &[1, 1])
-            .unwrap()
-            .reshape(&[2])
-            .unwrap();
-        let k = keys
-            .slice(&[1, 0], &[2, 2], &[1, 1])
-            .unwrap()
-            .reshape(&[2])
-            .unwrap();
+        let (next, k) = random::split_once(&key).unwrap();
+        key = next;
         random::normal(shape, Dtype::Float32, &k)
             .unwrap()
             .multiply(&Array::scalar(scale))

@@ -24,6 +24,24 @@ pub fn split(key: &Array, parts: i32) -> Result<Array> {
     wrap(ffi::random_split(key.raw(), parts))
 }
 
+/// Splits a key in two: `(next, sub)`, where `sub` is used once and `next` carries on,
+/// for a stream of independent draws from one seed.
+///
+/// ```
+/// use perch_mlx::{random, Dtype};
+/// let (next, sub) = random::split_once(&random::key(3)?)?;
+/// assert_eq!(next.shape(), vec![2]);
+/// assert_ne!(next.to_vec::<u32>()?, sub.to_vec::<u32>()?);
+/// # Ok::<(), perch_mlx::Error>(())
+/// ```
+pub fn split_once(key: &Array) -> Result<(Array, Array)> {
+    let mut keys = split(key, 2)?.split(2, 0)?.into_iter();
+    match (keys.next(), keys.next()) {
+        (Some(next), Some(sub)) => Ok((next.reshape(&[-1])?, sub.reshape(&[-1])?)),
+        _ => unreachable!("splitting two rows gives two parts"),
+    }
+}
+
 /// Uniform samples in `[low, high)`.
 pub fn uniform(low: f32, high: f32, shape: &[i32], dtype: Dtype, key: &Array) -> Result<Array> {
     wrap(ffi::random_uniform(

@@ -37,17 +37,7 @@ fn quantize_packs_and_dequantize_restores() {
 #[test]
 fn quantized_matmul_matches_dequantized_matmul() {
     let key = random::key(1).unwrap();
-    let keys = random::split(&key, 2).unwrap();
-    let k0 = keys
-        .slice(&[0, 0], &[1, 2], &[1, 1])
-        .unwrap()
-        .squeeze(&[0])
-        .unwrap();
-    let k1 = keys
-        .slice(&[1, 0], &[2, 2], &[1, 1])
-        .unwrap()
-        .squeeze(&[0])
-        .unwrap();
+    let (k0, k1) = random::split_once(&key).unwrap();
     let w = random::normal(&[96, 128], Dtype::Float32, &k0).unwrap();
     let x = random::normal(&[3, 128], Dtype::Float32, &k1).unwrap();
     for bits in [4, 8] {
