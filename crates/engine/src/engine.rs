@@ -1,6 +1,11 @@
 //! The [`Engine`] trait — what the rest of Perch needs from a loaded model — and
 //! [`MlxEngine`], which keeps an MLX model on one dedicated thread and talks to callers
 //! through channels. A llama.cpp engine for GGUF K-quants can later sit beside it.
+//!
+//! A generation's events travel on a `tokio::sync` channel (no runtime needed), so async
+//! callers await them without a thread per request and blocking callers iterate. Each
+//! job carries the caller's tracing span, so the worker's log lines (a cancelled request
+//! with the phase it was in) name the request they belong to.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,7 +15,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::config::ModelConfig;
-use crate::generate::{self, Event, GenerateRequest};
+use crate::generate::{self, Event, FinishReason, Finished, GenerateRequest};
 use crate::model::Model;
 use crate::text::template::{ChatMessage, TemplateContext};
 use crate::{EngineError, Result};
@@ -55,21 +60,45 @@ pub trait Engine: Send + Sync {
     fn generate(&self, request: GenerateRequest) -> Result<GenerationStream>;
 }
 
-/// The events of one generation. Iterate it; drop it to cancel.
+/// The events of one generation. Iterate it (blocking) or await [`Self::recv`]; drop it
+/// to cancel.
 pub struct GenerationStream {
-    events: mpsc::Receiver<Result<Event>>,
-    cancel: Arc<AtomicBool>,
+    events: tokio::sync::mpsc::UnboundedReceiver<Result<Event>>,
+    cancel: Canceller,
+}
+
+/// Cancels one generation from anywhere, at its next check (before the prompt starts,
+/// between prefill chunks, before each decode step).
+#[derive(Clone, Debug)]
+pub struct Canceller(Arc<AtomicBool>);
+
+impl Canceller {
+    /// Asks the generation to stop; it then ends with [`FinishReason::Cancelled`].
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 impl GenerationStream {
     /// Asks the generation to stop at its next step (it then ends with `Cancelled`).
     pub fn cancel(&self) {
-        self.cancel.store(true, Ordering::Relaxed);
+        self.cancel.cancel();
     }
 
-    /// The next event, waiting for it; `None` after the last.
-    pub fn next_event(&self) -> Option<Result<Event>> {
-        self.events.recv().ok()
+    /// A handle that cancels this generation, to keep where the stream itself is not.
+    pub fn canceller(&self) -> Canceller {
+        self.cancel.clone()
+    }
+
+    /// The next event, waiting for it; `None` after the last. Must not be called from
+    /// inside an async runtime (use [`Self::recv`] there).
+    pub fn next_event(&mut self) -> Option<Result<Event>> {
+        self.events.blocking_recv()
+    }
+
+    /// The next event, awaited; `None` after the last.
+    pub async fn recv(&mut self) -> Option<Result<Event>> {
+        self.events.recv().await
     }
 }
 
@@ -88,8 +117,9 @@ impl Drop for GenerationStream {
 
 struct Job {
     request: GenerateRequest,
-    events: mpsc::Sender<Result<Event>>,
+    events: tokio::sync::mpsc::UnboundedSender<Result<Event>>,
     cancel: Arc<AtomicBool>,
+    span: tracing::Span,
 }
 
 /// The text side of a model, shared with callers' threads (the network stays on the
@@ -105,6 +135,9 @@ pub struct MlxEngine {
     text: Arc<TextSide>,
     jobs: Option<mpsc::Sender<Job>>,
     worker: Option<JoinHandle<()>>,
+    /// Set when the engine is dropped: cancels whatever the worker is running or has
+    /// queued, so dropping never waits for a long prompt.
+    closing: Arc<AtomicBool>,
 }
 
 impl MlxEngine {
@@ -113,6 +146,8 @@ impl MlxEngine {
         let (ready_tx, ready_rx) = mpsc::channel();
         let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
         let owned = path.to_owned();
+        let closing = Arc::new(AtomicBool::new(false));
+        let closing_seen = closing.clone();
         let worker = std::thread::Builder::new()
             .name(format!(
                 "perch-model-{}",
@@ -145,7 +180,7 @@ impl MlxEngine {
                     return;
                 }
                 for job in jobs_rx {
-                    run_job(&model, job);
+                    run_job(&model, job, &closing_seen);
                 }
             })
             .map_err(|e| EngineError::io(path, e))?;
@@ -155,17 +190,39 @@ impl MlxEngine {
             text: Arc::new(text),
             jobs: Some(jobs_tx),
             worker: Some(worker),
+            closing,
         })
     }
 }
 
-fn run_job(model: &Model, job: Job) {
+fn run_job(model: &Model, job: Job, closing: &AtomicBool) {
+    let _span = job.span.enter();
     let events = job.events;
-    let result = generate::generate(model, &job.request, &job.cancel, |event| {
+    let cancelled = || job.cancel.load(Ordering::Relaxed) || closing.load(Ordering::Relaxed);
+    let result = generate::generate(model, &job.request, &cancelled, |event| {
         events.send(Ok(event)).is_ok()
     });
-    if let Err(e) = result {
-        let _ = events.send(Err(e));
+    match result {
+        Ok(finished) => log_cancelled(&finished),
+        Err(e) => {
+            let _ = events.send(Err(e));
+        }
+    }
+}
+
+/// One log line for a generation that was cancelled: where it was and what it had done.
+fn log_cancelled(finished: &Finished) {
+    if let FinishReason::Cancelled(phase) = finished.reason {
+        tracing::info!(
+            %phase,
+            prompt_tokens = finished.prompt_tokens,
+            prefilled_tokens = finished.prefilled_tokens,
+            completion_tokens = finished.completion_tokens,
+            elapsed_ms = ((finished.time_to_first_token + finished.decode_time).as_secs_f64()
+                * 1e3)
+                .round(),
+            "request cancelled (its client went away or the server is stopping)"
+        );
     }
 }
 
@@ -205,25 +262,31 @@ impl Engine for MlxEngine {
     }
 
     fn generate(&self, request: GenerateRequest) -> Result<GenerationStream> {
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let cancel = Arc::new(AtomicBool::new(false));
         let job = Job {
             request,
             events: tx,
             cancel: cancel.clone(),
+            span: tracing::Span::current(),
         };
         self.jobs
             .as_ref()
             .ok_or(EngineError::Unloaded)?
             .send(job)
             .map_err(|_| EngineError::Unloaded)?;
-        Ok(GenerationStream { events: rx, cancel })
+        Ok(GenerationStream {
+            events: rx,
+            cancel: Canceller(cancel),
+        })
     }
 }
 
 impl Drop for MlxEngine {
     fn drop(&mut self) {
-        // Closing the job channel ends the worker's loop once its current job is done.
+        // Cancel the current and queued jobs, then close the channel: the worker's loop
+        // ends within one prefill chunk or decode step.
+        self.closing.store(true, Ordering::Relaxed);
         self.jobs.take();
         if let Some(worker) = self.worker.take() {
             let _ = worker.join();

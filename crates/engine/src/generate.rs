@@ -1,9 +1,11 @@
 //! The generation loop for one sequence: chunked prefill, then decode steps that build the
 //! next step's graph while the current one computes (`async_eval`), streaming typed
 //! [`Event`]s: text as it becomes safe to show, token ids with log-probabilities, and a
-//! final summary with the finish reason, counts and timings.
+//! final summary with the finish reason, counts and timings. Cancellation is checked
+//! before the prompt starts, between prefill chunks (sized by time, see
+//! [`PrefillPacer`]) and before every decode step.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::fmt;
 use std::time::{Duration, Instant};
 
 use perch_mlx::Array;
@@ -11,13 +13,11 @@ use perch_mlx::Array;
 use crate::batch::BatchLayout;
 use crate::kv_cache::LayerCache;
 use crate::model::Model;
+use crate::prefill_pacer::PrefillPacer;
 use crate::sampler::{Sampled, Sampler, SamplingParams};
 use crate::stop::{StopCheck, StopMatcher};
 use crate::text::detokenizer::Detokenizer;
 use crate::{EngineError, Result};
-
-/// Prompt tokens run through the model per prefill step.
-pub const PREFILL_CHUNK: usize = 512;
 
 /// What to generate.
 #[derive(Clone, Debug, Default)]
@@ -59,8 +59,29 @@ pub enum FinishReason {
     Stop,
     /// `max_tokens` (or the context) ran out.
     Length,
-    /// The caller cancelled (or went away).
-    Cancelled,
+    /// The caller cancelled (or went away) during this phase.
+    Cancelled(Phase),
+}
+
+/// Where a generation is: waiting for the model, reading the prompt, or generating.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Not started: the model was busy with earlier requests.
+    Queued,
+    /// Running the prompt through the model.
+    Prefill,
+    /// Generating tokens.
+    Decode,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Phase::Queued => "queued",
+            Phase::Prefill => "prefill",
+            Phase::Decode => "decode",
+        })
+    }
 }
 
 /// The summary sent last.
@@ -70,6 +91,9 @@ pub struct Finished {
     pub reason: FinishReason,
     /// Tokens in the prompt.
     pub prompt_tokens: usize,
+    /// Prompt tokens run through the model (fewer than `prompt_tokens` only when the
+    /// generation was cancelled before or during prefill).
+    pub prefilled_tokens: usize,
     /// Tokens generated (an end-of-sequence token counts, as OpenAI counts it).
     pub completion_tokens: usize,
     /// Prompt tokens whose keys and values were reused from a cache.
@@ -99,15 +123,24 @@ pub enum Event {
     Done(Finished),
 }
 
-/// Runs `request` on `model`, calling `emit` with each event. Stops early when `cancel`
-/// is set or `emit` returns false (the receiver is gone).
+/// Runs `request` on `model`, calling `emit` with each event. Stops early when
+/// `cancelled` says so or `emit` returns false (the receiver is gone).
 pub fn generate(
     model: &Model,
     request: &GenerateRequest,
-    cancel: &AtomicBool,
+    cancelled: &dyn Fn() -> bool,
     mut emit: impl FnMut(Event) -> bool,
 ) -> Result<Finished> {
     let start = Instant::now();
+    if cancelled() {
+        return Ok(cancelled_before_decode(
+            request,
+            Phase::Queued,
+            0,
+            start,
+            emit,
+        ));
+    }
     let transformer = &model.transformer;
     let config = transformer.config();
     let context = config.max_position_embeddings as usize;
@@ -131,7 +164,25 @@ pub fn generate(
     let mut cache = transformer.new_cache();
     let layout = BatchLayout::unpadded(1);
 
-    let mut step = prefill(model, &request.prompt, &mut cache, &layout, &mut sampler)?;
+    let mut step = match prefill(
+        model,
+        &request.prompt,
+        &mut cache,
+        &layout,
+        &mut sampler,
+        cancelled,
+    )? {
+        Prefilled::Ready(step) => step,
+        Prefilled::Cancelled { processed } => {
+            return Ok(cancelled_before_decode(
+                request,
+                Phase::Prefill,
+                processed,
+                start,
+                emit,
+            ))
+        }
+    };
     let mut detokenizer = Detokenizer::default();
     let mut stops = StopMatcher::new(&request.stop);
     let mut first_token_at = None;
@@ -142,8 +193,8 @@ pub fn generate(
     let mut decode_steps = 0;
 
     while generated < max_tokens {
-        if cancel.load(Ordering::Relaxed) {
-            reason = FinishReason::Cancelled;
+        if cancelled() {
+            reason = FinishReason::Cancelled(Phase::Decode);
             break;
         }
         // Queue the next step before waiting for this one, so graph building overlaps
@@ -180,7 +231,7 @@ pub fn generate(
             break;
         }
         if !emit_open {
-            reason = FinishReason::Cancelled;
+            reason = FinishReason::Cancelled(Phase::Decode);
             break;
         }
         match next {
@@ -188,7 +239,7 @@ pub fn generate(
             None => break,
         }
     }
-    if reason != FinishReason::Stop && emit_open {
+    if !matches!(reason, FinishReason::Stop) && emit_open {
         let tail = stops.push(&detokenizer.flush(&model.tokenizer)?);
         let text = match tail {
             StopCheck::Continue(t) => t + &stops.finish(),
@@ -208,6 +259,7 @@ pub fn generate(
     let finished = Finished {
         reason,
         prompt_tokens: request.prompt.len(),
+        prefilled_tokens: request.prompt.len(),
         completion_tokens: generated,
         cached_tokens: 0,
         time_to_first_token: first - start,
@@ -219,6 +271,30 @@ pub fn generate(
     Ok(finished)
 }
 
+/// Ends a generation cancelled in `phase`, after `prefilled` prompt tokens, with its
+/// summary.
+fn cancelled_before_decode(
+    request: &GenerateRequest,
+    phase: Phase,
+    prefilled: usize,
+    start: Instant,
+    mut emit: impl FnMut(Event) -> bool,
+) -> Finished {
+    let finished = Finished {
+        reason: FinishReason::Cancelled(phase),
+        prompt_tokens: request.prompt.len(),
+        prefilled_tokens: prefilled,
+        completion_tokens: 0,
+        cached_tokens: 0,
+        time_to_first_token: start.elapsed(),
+        decode_time: Duration::ZERO,
+        graph_build_time: Duration::ZERO,
+        decode_steps: 0,
+    };
+    emit(Event::Done(finished.clone()));
+    finished
+}
+
 /// Host time to build one decode step's graph with the device idle, `steps` times (after
 /// prefilling `prompt`): the intrinsic per-token overhead, free of contention with the
 /// computation that overlaps it during generation. For benchmarks.
@@ -227,7 +303,11 @@ pub fn measure_graph_build(model: &Model, prompt: &[u32], steps: usize) -> Resul
     let mut sampler = Sampler::new(SamplingParams::default(), vocab, prompt)?;
     let mut cache = model.transformer.new_cache();
     let layout = BatchLayout::unpadded(1);
-    let mut step = prefill(model, prompt, &mut cache, &layout, &mut sampler)?;
+    let Prefilled::Ready(mut step) =
+        prefill(model, prompt, &mut cache, &layout, &mut sampler, &|| false)?
+    else {
+        unreachable!("nothing cancels this prefill")
+    };
     let mut times = Vec::with_capacity(steps);
     for _ in 0..steps {
         perch_mlx::eval(&outputs(&step))?;
@@ -239,28 +319,53 @@ pub fn measure_graph_build(model: &Model, prompt: &[u32], steps: usize) -> Resul
     Ok(times)
 }
 
-/// Runs all but the last prompt token through the model in chunks, evaluating only the
-/// cache (so the last layer's MLP and the output head are never computed for them), then
-/// the last token, whose logits give the first sampled token (lazily).
+/// How a prefill ended.
+enum Prefilled {
+    /// The prompt is in the cache; the first token is sampled (lazily).
+    Ready(Sampled),
+    /// `cancelled` said so after `processed` prompt tokens.
+    Cancelled { processed: usize },
+}
+
+/// Runs all but the last prompt token through the model in chunks sized by time,
+/// evaluating only the cache (so the last layer's MLP and the output head are never
+/// computed for them) and checking `cancelled` between chunks; then the last token, whose
+/// logits give the first sampled token (lazily).
 fn prefill(
     model: &Model,
     prompt: &[u32],
     cache: &mut [LayerCache],
     layout: &BatchLayout,
     sampler: &mut Sampler,
-) -> Result<Sampled> {
+    cancelled: &dyn Fn() -> bool,
+) -> Result<Prefilled> {
     let (last, context) = prompt.split_last().expect("the prompt is not empty");
-    for chunk in context.chunks(PREFILL_CHUNK) {
+    let mut pacer = PrefillPacer::default();
+    let mut done = 0;
+    while done < context.len() {
+        if cancelled() {
+            return Ok(Prefilled::Cancelled { processed: done });
+        }
+        let chunk = &context[done..context.len().min(done + pacer.next_chunk())];
+        let started = Instant::now();
         let ids = Array::from_slice(chunk, &[1, chunk.len() as i32])?;
         // The logits are dropped unevaluated; only the keys and values are computed.
         model.transformer.forward(&ids, cache, layout, false)?;
         perch_mlx::eval(&cache.iter().flat_map(LayerCache::state).collect::<Vec<_>>())?;
+        let elapsed = started.elapsed();
+        tracing::trace!(
+            tokens = chunk.len(),
+            ms = elapsed.as_millis(),
+            "prefill chunk"
+        );
+        pacer.record(chunk.len(), elapsed);
+        done += chunk.len();
     }
     let ids = Array::from_slice(&[*last], &[1, 1])?;
     let logits = model.transformer.forward(&ids, cache, layout, false)?;
     let sampled = sampler.sample(&last_logits(&logits)?)?;
     perch_mlx::async_eval(&outputs(&sampled))?;
-    Ok(sampled)
+    Ok(Prefilled::Ready(sampled))
 }
 
 /// Feeds the previous token (still lazy) back in and samples the next.

@@ -9,6 +9,7 @@
 //! No HTTP, no settings files and no async runtime live here.
 
 pub mod batch;
+pub mod buffer_cache;
 pub mod config;
 pub mod engine;
 mod error;
@@ -18,6 +19,7 @@ pub mod import;
 pub mod kv_cache;
 pub mod model;
 pub mod nn;
+pub mod prefill_pacer;
 pub mod quantization;
 pub mod rope;
 pub mod sampler;
@@ -26,5 +28,5 @@ pub mod text;
 pub mod transformer;
 pub mod weights;
 
-pub use engine::{Engine, MlxEngine};
+pub use engine::{Canceller, Engine, GenerationStream, MlxEngine};
 pub use error::{EngineError, Result};

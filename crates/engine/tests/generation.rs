@@ -6,7 +6,7 @@ mod common;
 use std::sync::OnceLock;
 
 use common::{run, test_model};
-use perch_engine::generate::{Event, FinishReason, GenerateRequest};
+use perch_engine::generate::{Event, FinishReason, Finished, GenerateRequest, Phase};
 use perch_engine::sampler::SamplingParams;
 use perch_engine::text::template::ChatMessage;
 use perch_engine::{Engine, EngineError, MlxEngine};
@@ -205,7 +205,7 @@ fn dropping_the_stream_cancels_and_the_next_request_is_served() {
         }
     }
     let end = end.expect("a cancelled generation still ends with Done");
-    assert_eq!(end.reason, FinishReason::Cancelled);
+    assert_eq!(end.reason, FinishReason::Cancelled(Phase::Decode));
     assert!(end.completion_tokens < 500);
 
     let dropped = engine()
@@ -214,6 +214,77 @@ fn dropping_the_stream_cancels_and_the_next_request_is_served() {
     drop(dropped);
     let next = run(engine(), request(FRANCE, 40, SamplingParams::default()));
     assert_eq!(next.text, "The capital of France is Paris.");
+}
+
+/// A prompt of `n` tokens: minutes of prefill on a small CPU, so that only cancellation
+/// can end it within a test.
+fn long_prompt(n: usize) -> GenerateRequest {
+    GenerateRequest {
+        prompt: (0..n as u32).map(|i| 100 + i % 20_000).collect(),
+        max_tokens: 1,
+        ..Default::default()
+    }
+}
+
+fn end_of(stream: perch_engine::GenerationStream) -> Finished {
+    let mut end = None;
+    for event in stream {
+        if let Event::Done(f) = event.unwrap() {
+            end = Some(f);
+        }
+    }
+    end.expect("a cancelled generation still ends with Done")
+}
+
+/// A model of the test's own, so no other test's request is ahead of this one's.
+fn own_engine() -> MlxEngine {
+    MlxEngine::load(&test_model()).expect("SmolLM2 loads")
+}
+
+#[test]
+fn cancelling_during_prefill_stops_between_chunks() {
+    let engine = own_engine();
+    let stream = engine.generate(long_prompt(8_000)).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    stream.cancel();
+    let end = end_of(stream);
+    assert_eq!(end.reason, FinishReason::Cancelled(Phase::Prefill));
+    assert!(
+        end.prefilled_tokens > 0 && end.prefilled_tokens < 8_000,
+        "stopped after {} of 8000 prompt tokens",
+        end.prefilled_tokens
+    );
+    assert_eq!(end.completion_tokens, 0);
+}
+
+#[test]
+fn a_request_cancelled_while_queued_never_starts() {
+    let engine = own_engine();
+    let busy = engine.generate(long_prompt(8_000)).unwrap();
+    let queued = engine.generate(long_prompt(8_000)).unwrap();
+    queued.cancel();
+    busy.cancel();
+    let end = end_of(queued);
+    assert_eq!(end.reason, FinishReason::Cancelled(Phase::Queued));
+    assert_eq!(end.prefilled_tokens, 0);
+    assert_eq!(end_of(busy).prompt_tokens, 8_000);
+}
+
+#[test]
+fn dropping_the_engine_cancels_its_running_and_queued_requests() {
+    let engine = own_engine();
+    let running = engine.generate(long_prompt(8_000)).unwrap();
+    let queued = engine.generate(long_prompt(8_000)).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    drop(engine);
+    assert_eq!(
+        end_of(running).reason,
+        FinishReason::Cancelled(Phase::Prefill)
+    );
+    assert_eq!(
+        end_of(queued).reason,
+        FinishReason::Cancelled(Phase::Queued)
+    );
 }
 
 fn error_of(request: GenerateRequest) -> EngineError {

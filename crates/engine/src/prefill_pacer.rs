@@ -1,0 +1,103 @@
+//! How many prompt tokens the next prefill step takes. Chunks are sized by time, not by a
+//! fixed token count: a client that goes away is noticed between chunks, and 512 tokens
+//! are half a second on Metal but close to a minute on a small CPU. The pacer measures
+//! the rate of each chunk and sizes the next to take about [`PrefillPacer::TARGET`].
+
+use std::time::Duration;
+
+/// Sizes prefill chunks from the measured rate of the previous ones.
+#[derive(Clone, Debug)]
+pub struct PrefillPacer {
+    next: usize,
+}
+
+impl PrefillPacer {
+    /// Time one chunk should take: the longest a cancelled prefill keeps computing.
+    pub const TARGET: Duration = Duration::from_millis(250);
+    /// Tokens in the first chunk, before any rate is known: small enough to stay near
+    /// the target on a slow CPU.
+    pub const FIRST: usize = 8;
+    /// Most tokens in one chunk (bounds the attention scores' memory).
+    pub const MAX: usize = 512;
+    /// Most a chunk grows over the previous one: a tiny chunk's rate understates the
+    /// device, whose fixed per-step cost it is dominated by.
+    pub const GROWTH: usize = 4;
+
+    /// The size of the next chunk.
+    ///
+    /// ```
+    /// use perch_engine::prefill_pacer::PrefillPacer;
+    /// assert_eq!(PrefillPacer::default().next_chunk(), PrefillPacer::FIRST);
+    /// ```
+    pub fn next_chunk(&self) -> usize {
+        self.next
+    }
+
+    /// Records that `tokens` took `elapsed`, and sizes the next chunk from that rate.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use perch_engine::prefill_pacer::PrefillPacer;
+    /// let mut pacer = PrefillPacer::default();
+    /// pacer.record(8, Duration::from_millis(800)); // 10 tok/s: 2 or 3 tokens per 250 ms
+    /// assert_eq!(pacer.next_chunk(), 2);
+    /// ```
+    pub fn record(&mut self, tokens: usize, elapsed: Duration) {
+        let rate = tokens as f64 / elapsed.as_secs_f64().max(1e-6);
+        let fitting = (rate * Self::TARGET.as_secs_f64()) as usize;
+        self.next = fitting.clamp(1, (tokens * Self::GROWTH).min(Self::MAX));
+    }
+}
+
+impl Default for PrefillPacer {
+    fn default() -> Self {
+        PrefillPacer { next: Self::FIRST }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fast_device_grows_by_steps_up_to_the_maximum() {
+        let mut pacer = PrefillPacer::default();
+        let mut sizes = Vec::new();
+        for _ in 0..6 {
+            let n = pacer.next_chunk();
+            sizes.push(n);
+            pacer.record(n, Duration::from_millis(2));
+        }
+        assert_eq!(sizes, [8, 32, 128, 512, 512, 512]);
+    }
+
+    #[test]
+    fn a_slow_device_gets_chunks_that_take_about_the_target() {
+        let mut pacer = PrefillPacer::default();
+        // 40 tokens per second: 10 tokens per 250 ms, reached in two steps.
+        pacer.record(8, Duration::from_millis(200));
+        assert_eq!(pacer.next_chunk(), 10);
+        pacer.record(10, Duration::from_millis(250));
+        assert_eq!(pacer.next_chunk(), 10);
+    }
+
+    #[test]
+    fn a_very_slow_step_still_takes_one_token() {
+        let mut pacer = PrefillPacer::default();
+        pacer.record(8, Duration::from_secs(60));
+        assert_eq!(pacer.next_chunk(), 1);
+    }
+
+    #[test]
+    fn chunks_shrink_at_once_when_the_rate_drops() {
+        let mut pacer = PrefillPacer::default();
+        for _ in 0..4 {
+            let n = pacer.next_chunk();
+            pacer.record(n, Duration::from_millis(2));
+        }
+        assert_eq!(pacer.next_chunk(), 512);
+        // Long context: attention now dominates and 512 tokens take 5 s.
+        pacer.record(512, Duration::from_secs(5));
+        assert_eq!(pacer.next_chunk(), 25);
+    }
+}
