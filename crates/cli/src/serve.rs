@@ -1,15 +1,17 @@
 //! `perch serve`: load models and serve the OpenAI-compatible API. Loopback unless told
-//! otherwise; any other address needs an API key.
+//! otherwise; any other address needs an API key. On SIGINT or SIGTERM it stops accepting,
+//! lets requests in flight finish for a grace period, cancels the rest and exits 0; a
+//! second signal exits at once.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
-use perch_engine::{Engine, MlxEngine};
+use perch_engine::{buffer_cache, Engine, MlxEngine};
 use perch_runtime::catalog::DEFAULT_MODEL;
 use perch_runtime::ModelStore;
-use perch_server::{AppState, Limits, ServedModel};
+use perch_server::{AccessPolicy, AppState, Limits, ServedModel};
 
 /// Arguments of `perch serve`.
 #[derive(clap::Args)]
@@ -33,17 +35,56 @@ pub struct ServeArgs {
     /// Largest request body in bytes; larger get 413.
     #[arg(long, default_value_t = Limits::default().max_body_bytes)]
     max_body_bytes: usize,
+    /// Connections open at once; more get 503 and are closed. Capped by the open-file
+    /// limit.
+    #[arg(long, default_value_t = Limits::default().max_connections)]
+    max_connections: usize,
+    /// Seconds a connection has to send a request's headers (also how long an idle
+    /// keep-alive connection stays open).
+    #[arg(long, value_name = "SECONDS", default_value_t = Limits::default().header_timeout.as_secs_f64())]
+    header_timeout: f64,
+    /// Seconds a request has to send its whole body; slower get 408.
+    #[arg(long, value_name = "SECONDS", default_value_t = Limits::default().body_timeout.as_secs_f64())]
+    body_timeout: f64,
+    /// Seconds requests in flight may take to finish once shutdown starts; then they are
+    /// cancelled.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    shutdown_grace: f64,
+    /// Another host name this server answers to, such as its Tailscale name (repeat;
+    /// `*` for any). localhost and the listening address are always allowed.
+    #[arg(long = "allow-host", value_name = "NAME")]
+    allow_hosts: Vec<String>,
+    /// A web page origin allowed to call the API from a browser, such as
+    /// http://localhost:3000 for a web app (repeat; `*` for any). Same-origin only by
+    /// default.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    allow_origins: Vec<String>,
+    /// Megabytes of freed GPU/CPU buffers MLX may keep for reuse (0 keeps none).
+    #[arg(long, value_name = "MB", default_value_t = buffer_cache::DEFAULT_LIMIT >> 20)]
+    buffer_cache_mb: usize,
+}
+
+fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(value)
+        .with_context(|| format!("--{flag} must be a number of seconds ≥ 0, got {value}"))
 }
 
 /// Loads the models and serves until SIGINT or SIGTERM.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    if !args.host.is_loopback() && args.api_key.as_deref().is_none_or(str::is_empty) {
+    if args.api_key.as_deref().is_some_and(|k| k.trim().is_empty()) {
+        bail!(
+            "the API key is blank: clients could never present it. Pass a real key with \
+             --api-key KEY (or PERCH_API_KEY), or none at all on loopback."
+        );
+    }
+    if !args.host.is_loopback() && args.api_key.is_none() {
         bail!(
             "refusing to listen on {} without an API key: anyone who can reach this address could use \
              the models. Pass --api-key KEY (or set PERCH_API_KEY), or listen on 127.0.0.1.",
             args.host
         );
     }
+    buffer_cache::bound(args.buffer_cache_mb << 20);
     let store = ModelStore::from_env();
     let names = if args.models.is_empty() {
         vec![DEFAULT_MODEL.to_owned()]
@@ -82,9 +123,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let limits = Limits {
         max_queue: args.max_queue,
         max_body_bytes: args.max_body_bytes,
+        max_connections: connection_cap(args.max_connections),
+        header_timeout: seconds("header-timeout", args.header_timeout)?,
+        body_timeout: seconds("body-timeout", args.body_timeout)?,
         ..Limits::default()
     };
-    let state = AppState::new(models, args.api_key.clone(), limits);
+    let grace = seconds("shutdown-grace", args.shutdown_grace)?;
+    let access = AccessPolicy::for_address(args.host)
+        .allow_hosts(&args.allow_hosts)
+        .allow_origins(&args.allow_origins);
+    let state = AppState::new(models, args.api_key.clone(), limits).with_access(access);
 
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
@@ -93,13 +141,51 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("listening on {}:{}", args.host, args.port))?;
         let address = listener.local_addr()?;
         println!("perch: serving {} on http://{address}/v1", names.join(", "));
-        perch_server::serve(listener, state, shutdown_signal()).await?;
+        perch_server::serve(listener, state, shutdown_signal(grace), grace).await?;
         eprintln!("perch: stopped");
         Ok(())
     })
 }
 
-async fn shutdown_signal() {
+/// Raises the soft open-file limit to the hard one and caps `wanted` connections below
+/// it, keeping room for model files, logs and the listener.
+fn connection_cap(wanted: usize) -> usize {
+    const RESERVED: u64 = 64;
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(files) => {
+            let cap = usize::try_from(files.saturating_sub(RESERVED)).unwrap_or(usize::MAX);
+            if wanted > cap {
+                tracing::warn!(
+                    files,
+                    max_connections = cap,
+                    "the open-file limit allows fewer connections than asked for"
+                );
+            }
+            wanted.min(cap).max(1)
+        }
+        Err(e) => {
+            tracing::warn!("could not raise the open-file limit: {e}");
+            wanted
+        }
+    }
+}
+
+/// Completes at the first SIGINT or SIGTERM; a second one exits the process at once.
+async fn shutdown_signal(grace: Duration) {
+    signal().await;
+    eprintln!(
+        "perch: shutting down: no new requests; finishing the ones in flight for up to {:.0} s \
+         (press Ctrl-C again to quit now)",
+        grace.as_secs_f64()
+    );
+    tokio::spawn(async {
+        signal().await;
+        eprintln!("perch: second signal: quitting now");
+        std::process::exit(130);
+    });
+}
+
+async fn signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -118,5 +204,4 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = terminate => {},
     }
-    eprintln!("perch: shutting down: no new requests; finishing the ones in flight");
 }

@@ -3,8 +3,10 @@
 //! with the official `openai` Python client. Also checks the refusals and shutdown that
 //! need the process itself.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use perch_test_support::{repo, script, test_model};
 use std::process::{Child, Command, Stdio};
@@ -44,12 +46,63 @@ impl Server {
         Server { child, base_url }
     }
 
-    fn stop(mut self) -> std::process::ExitStatus {
+    fn signal(&self, name: &str) {
         Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([&format!("-{name}"), &self.child.id().to_string()])
             .status()
             .unwrap();
+    }
+
+    fn stop(mut self) -> std::process::ExitStatus {
+        self.signal("TERM");
         self.child.wait().unwrap()
+    }
+
+    /// The exit status, if the process ends within `limit`.
+    fn exit_within(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+
+    /// Starts a streaming completion whose 8,000-token prompt takes minutes to read on
+    /// this CPU, and waits for its response headers; returns the open connection.
+    fn start_long_stream(&self) -> TcpStream {
+        let prompt: Vec<String> = (0..8_000).map(|i| (100 + i % 20_000).to_string()).collect();
+        let body = format!(
+            r#"{{"model":"{}","prompt":[{}],"max_tokens":1,"stream":true}}"#,
+            self.model_name(),
+            prompt.join(",")
+        );
+        let address = self
+            .base_url
+            .trim_start_matches("http://")
+            .trim_end_matches("/v1");
+        let mut socket = TcpStream::connect(address).unwrap();
+        write!(
+            socket,
+            "POST /v1/completions HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut head = [0u8; 12];
+        socket.read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200");
+        socket
+    }
+
+    fn model_name(&self) -> String {
+        test_model()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()
     }
 }
 
@@ -78,11 +131,7 @@ fn openai_client_suite_against_the_real_server() {
 
     let plain = Server::start(&[], &home);
     let keyed = Server::start(&["--api-key", "sekret-key"], &home);
-    let model = test_model()
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
+    let model = plain.model_name();
     let status = Command::new(script("python-env", &[]))
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
         .arg(repo().join("tests/e2e"))
@@ -118,4 +167,50 @@ fn refuses_a_non_loopback_address_without_a_key() {
         stderr.contains("without an API key") && stderr.contains("--api-key"),
         "{stderr}"
     );
+}
+
+#[test]
+fn shutdown_cancels_what_outlives_the_grace_period_and_exits_0() {
+    let home = std::env::temp_dir().join(format!("perch-shutdown-{}", std::process::id()));
+    let mut server = Server::start(&["--shutdown-grace", "1"], &home);
+    let mut stream = server.start_long_stream();
+    server.signal("TERM");
+    let status = server
+        .exit_within(Duration::from_secs(60))
+        .expect("perch serve exits soon after the grace period, not after the prompt");
+    assert!(status.success(), "{status:?}");
+    // The client's stream ended with the server instead of hanging.
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest);
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+#[test]
+fn a_second_signal_quits_at_once() {
+    let home = std::env::temp_dir().join(format!("perch-quit-{}", std::process::id()));
+    let mut server = Server::start(&["--shutdown-grace", "600"], &home);
+    let _stream = server.start_long_stream();
+    server.signal("INT");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the first signal waits for the request in flight"
+    );
+    server.signal("INT");
+    let status = server
+        .exit_within(Duration::from_secs(20))
+        .expect("a second signal quits without waiting for the grace period");
+    assert_eq!(status.code(), Some(130));
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+#[test]
+fn refuses_a_blank_api_key() {
+    let out = Command::new(env!("CARGO_BIN_EXE_perch"))
+        .args(["serve", "--port", "0", "--api-key", "   "])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("API key is blank"), "{stderr}");
 }

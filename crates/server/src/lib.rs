@@ -6,7 +6,9 @@
 //! request is validated once into a [`perch_engine::generate::GenerateRequest`] and handed
 //! to the model's [`perch_engine::Engine`].
 
+mod access;
 mod auth;
+mod connections;
 mod error;
 mod extract;
 mod health;
@@ -14,6 +16,8 @@ pub mod openai;
 mod openapi;
 mod state;
 
+pub use access::AccessPolicy;
+pub use connections::serve;
 pub use error::ApiError;
 pub use state::{AppState, Limits, ServedModel};
 
@@ -36,17 +40,9 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(
             state.limits.max_body_bytes,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access::check,
+        ))
         .with_state(state)
-}
-
-/// Serves `router(state)` on `listener` until `shutdown` completes; then stops accepting
-/// and lets in-flight requests (streams included) finish.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: AppState,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
 }

@@ -1,9 +1,12 @@
 //! What every handler shares: the served models, the API key, the limits and the queue.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use perch_engine::Engine;
 use tokio::sync::Semaphore;
+
+use crate::AccessPolicy;
 
 /// A model the server answers for, under the name clients put in `model`.
 #[derive(Clone)]
@@ -25,6 +28,13 @@ pub struct Limits {
     pub max_queue: usize,
     /// Longest prompt accepted in tokens, on top of each model's own context.
     pub max_prompt_tokens: usize,
+    /// Time a connection has to send a whole request head, from opening or from its
+    /// previous response (so it is also the keep-alive idle timeout).
+    pub header_timeout: Duration,
+    /// Time a request has to send its whole body (408 beyond).
+    pub body_timeout: Duration,
+    /// Connections open at once; past it a connection gets one 503 and is closed.
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
@@ -33,6 +43,9 @@ impl Default for Limits {
             max_body_bytes: 4 << 20,
             max_queue: 32,
             max_prompt_tokens: 131_072,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            max_connections: 512,
         }
     }
 }
@@ -44,11 +57,13 @@ pub struct AppState {
     pub(crate) api_key: Option<Arc<str>>,
     pub(crate) limits: Limits,
     pub(crate) queue: Arc<Semaphore>,
+    pub(crate) access: Arc<AccessPolicy>,
 }
 
 impl AppState {
     /// State serving `models`; when `api_key` is set every API call must present it as
-    /// `Authorization: Bearer KEY`.
+    /// `Authorization: Bearer KEY`. It answers to loopback hosts and its own origin until
+    /// [`AppState::with_access`] says otherwise.
     pub fn new(models: Vec<ServedModel>, api_key: Option<String>, limits: Limits) -> Self {
         let queue = Arc::new(Semaphore::new(limits.max_queue));
         AppState {
@@ -56,7 +71,16 @@ impl AppState {
             api_key: api_key.map(Into::into),
             limits,
             queue,
+            access: Arc::new(AccessPolicy::for_address(
+                std::net::Ipv4Addr::LOCALHOST.into(),
+            )),
         }
+    }
+
+    /// The same state answering to the hosts and web origins of `policy`.
+    pub fn with_access(mut self, policy: AccessPolicy) -> Self {
+        self.access = Arc::new(policy);
+        self
     }
 
     pub(crate) fn model(&self, name: &str) -> Option<&ServedModel> {

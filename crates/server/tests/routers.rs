@@ -1,37 +1,16 @@
 //! The routers over a real engine (SmolLM2) on a loopback port, driven with reqwest:
 //! authentication, error shapes and statuses, queue limits, and SSE framing.
 
-use std::sync::{Arc, OnceLock};
+mod common;
+
 use std::time::Duration;
 
-use perch_engine::{Engine, MlxEngine};
-use perch_server::{AppState, Limits, ServedModel};
+use common::{engine, start_with, MODEL};
+use perch_server::Limits;
 use serde_json::{json, Value};
 
-const MODEL: &str = "smollm2";
-
-fn engine() -> Arc<dyn Engine> {
-    static ENGINE: OnceLock<Arc<MlxEngine>> = OnceLock::new();
-    ENGINE
-        .get_or_init(|| {
-            let path = perch_test_support::test_model();
-            Arc::new(MlxEngine::load(&path).unwrap())
-        })
-        .clone()
-}
-
-/// Serves a router on a free loopback port for the rest of the test; returns its base URL.
 async fn start(api_key: Option<&str>, limits: Limits) -> String {
-    let model = ServedModel {
-        name: MODEL.into(),
-        engine: engine(),
-        created: 0,
-    };
-    let state = AppState::new(vec![model], api_key.map(str::to_owned), limits);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(perch_server::serve(listener, state, std::future::pending()));
-    format!("http://{address}")
+    start_with(engine(), api_key, limits).await
 }
 
 fn chat(max_tokens: u32, stream: bool) -> Value {
@@ -88,7 +67,15 @@ async fn errors_have_openai_shape_and_honest_statuses() {
     let http = reqwest::Client::new();
     let url = format!("{base}/v1/chat/completions");
 
-    let (status, error) = error_of(http.post(&url).body("{oops").send().await.unwrap()).await;
+    let (status, error) = error_of(
+        http.post(&url)
+            .header("content-type", "application/json")
+            .body("{oops")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(
         (status, error["type"].as_str()),
         (400, Some("invalid_request_error"))

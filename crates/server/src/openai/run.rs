@@ -1,38 +1,47 @@
 //! Running a validated request on its model: admission through the bounded queue (503 when
-//! full), and a blocking forwarder that moves the engine's events onto an async channel.
-//! When the client goes away the channel closes, the forwarder drops the engine stream,
-//! and the generation is cancelled at its next step.
+//! full), then the engine's event stream. The [`Running`] value holds both the queue slot
+//! and the stream: whoever drops it (a handler whose client went away, an SSE body that
+//! stopped being read, shutdown) cancels the generation at its next check and frees the
+//! slot at once, in every phase (queued, prefill, decode).
 
 use perch_engine::generate::{Event, Finished};
-use perch_engine::EngineError;
-use tokio::sync::mpsc;
+use perch_engine::{EngineError, GenerationStream};
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::validate::ValidRequest;
 use crate::{ApiError, AppState};
 
-/// Events of a running generation, for a handler to render.
+/// A running generation, for a handler to render. Dropping it cancels the generation.
 pub(crate) struct Running {
-    pub events: mpsc::Receiver<Result<Event, EngineError>>,
+    stream: GenerationStream,
+    _slot: OwnedSemaphorePermit,
 }
 
-/// Admits `request` and starts it.
-pub(crate) fn start(state: &AppState, request: &ValidRequest) -> Result<Running, ApiError> {
-    let permit = state
+impl Running {
+    /// The next event; `None` after the last.
+    pub async fn next(&mut self) -> Option<Result<Event, EngineError>> {
+        self.stream.recv().await
+    }
+}
+
+/// Admits `request` and starts it. The engine logs under a span naming the endpoint and
+/// model, so a cancelled request's log line says which request it was.
+pub(crate) fn start(
+    state: &AppState,
+    endpoint: &'static str,
+    request: &ValidRequest,
+) -> Result<Running, ApiError> {
+    let slot = state
         .queue
         .clone()
         .try_acquire_owned()
         .map_err(|_| ApiError::overloaded())?;
-    let stream = request.model.engine.generate(request.generate.clone())?;
-    let (tx, rx) = mpsc::channel(64);
-    tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        for event in stream {
-            if tx.blocking_send(event).is_err() {
-                break; // The client is gone: dropping `stream` cancels the generation.
-            }
-        }
-    });
-    Ok(Running { events: rx })
+    let span = tracing::info_span!("request", endpoint, model = %request.model.name);
+    let stream = span.in_scope(|| request.model.engine.generate(request.generate.clone()))?;
+    Ok(Running {
+        stream,
+        _slot: slot,
+    })
 }
 
 /// One log line per request: model, tokens in and out, time to first token, speed.

@@ -240,7 +240,18 @@ fn finish(
                 "max_tokens must be at least 1",
             ))
         }
-        Some(n) => (n as usize).min(room),
+        Some(n) if n as usize > room => {
+            return Err(ApiError::context_length(
+                "max_tokens",
+                format!(
+                    "the prompt is {} tokens and max_tokens is {n}: {} in all, beyond this \
+                     model's context of {context} tokens; ask for at most {room}",
+                    prompt.len(),
+                    prompt.len() + n as usize
+                ),
+            ))
+        }
+        Some(n) => n as usize,
         None => room,
     };
     let sampling = SamplingParams {

@@ -1,0 +1,102 @@
+//! The accept loop, with the bounds `axum::serve` lacks: HTTP/1.1 connections served by
+//! hyper with a deadline for each request head (which also closes idle keep-alive
+//! connections), a cap on open connections (past it a connection gets one 503 and is
+//! closed, so a flood cannot exhaust file handles), and a bounded shutdown: stop
+//! accepting, let requests in flight finish for a grace period, then drop the rest, which
+//! cancels their generations.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::{ApiError, AppState};
+
+/// Serves the API on `listener` until `shutdown` completes; then stops accepting, lets
+/// requests in flight (streams included) finish for up to `grace`, and cancels whatever
+/// is left.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let limits = state.limits.clone();
+    let service = TowerToHyperService::new(crate::router(state));
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .keep_alive(true);
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        while connections.try_join_next().is_some() {}
+        let socket = match accepted {
+            Ok((socket, _)) => socket,
+            Err(e) => {
+                // Out of file handles, most likely: give the open ones a moment to close
+                // instead of spinning.
+                tracing::warn!("accepting a connection failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            connections.spawn(refuse(socket, limits.max_connections));
+            continue;
+        };
+        let _ = socket.set_nodelay(true);
+        let connection =
+            graceful.watch(http.serve_connection(TokioIo::new(socket), service.clone()));
+        connections.spawn(async move {
+            let _slot = slot;
+            if let Err(e) = connection.await {
+                tracing::debug!("connection ended: {e}");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_s = grace.as_secs_f64(),
+            "requests still running after the grace period: cancelling them"
+        );
+        connections.abort_all();
+    }
+    while connections.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Answers one 503 on a connection past the cap, and closes it.
+async fn refuse(mut socket: TcpStream, max_connections: usize) {
+    let body = ApiError::too_many_connections(max_connections)
+        .body()
+        .to_string();
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n\
+         connection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let write = async {
+        socket.write_all(response.as_bytes()).await?;
+        socket.shutdown().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+}
