@@ -4,7 +4,8 @@
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use perch_engine::EngineError;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 /// An error answered to the client.
 #[derive(Debug, Clone)]
@@ -112,6 +113,62 @@ impl ApiError {
         )
     }
 
+    /// 503: too many connections are open; this one is closed after this answer.
+    pub fn too_many_connections(limit: usize) -> Self {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            format!("the server has {limit} connections open, its limit; retry in a moment"),
+        )
+    }
+
+    /// 408: the body did not arrive in time.
+    pub fn body_timeout(limit: std::time::Duration) -> Self {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request_error",
+            format!(
+                "the request body did not arrive within {} s",
+                limit.as_secs_f64()
+            ),
+        )
+    }
+
+    /// 415: a JSON endpoint got another content type.
+    pub fn not_json(content_type: Option<&str>) -> Self {
+        let sent = content_type.map_or("no Content-Type".to_owned(), |t| {
+            format!("Content-Type {t:?}")
+        });
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalid_request_error",
+            format!("this endpoint takes JSON: send `Content-Type: application/json` (got {sent})"),
+        )
+    }
+
+    /// 403: the `Host` header names a host this server does not answer to (a DNS
+    /// rebinding attempt, or a name that needs `--allow-host`).
+    pub fn unknown_host(host: &str) -> Self {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "invalid_request_error",
+            format!(
+                "this server does not answer to the host {host:?}; allow the name with --allow-host"
+            ),
+        )
+    }
+
+    /// 403: a browser request from a web page this server does not allow.
+    pub fn forbidden_origin(origin: &str) -> Self {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "invalid_request_error",
+            format!(
+                "requests from the web page origin {origin:?} are not allowed; allow it with --allow-origin"
+            ),
+        )
+    }
+
     /// 500: something failed inside.
     pub fn internal(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", message)
@@ -124,8 +181,37 @@ impl ApiError {
 
     /// The JSON body.
     pub fn body(&self) -> serde_json::Value {
-        json!({"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}})
+        let body = ErrorResponse {
+            error: ErrorDetail {
+                message: self.message.clone(),
+                kind: self.kind,
+                param: self.param.clone(),
+                code: self.code,
+            },
+        };
+        serde_json::to_value(body).expect("an error body serializes")
     }
+}
+
+/// The body of every error: `{"error": {message, type, param, code}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorResponse {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong, in OpenAI's words.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A sentence saying what to do about it.
+    pub message: String,
+    /// `invalid_request_error` or `server_error`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The request field at fault, if one is.
+    pub param: Option<String>,
+    /// `invalid_api_key`, `model_not_found`, `context_length_exceeded`, or null.
+    pub code: Option<&'static str>,
 }
 
 impl From<EngineError> for ApiError {
@@ -140,10 +226,16 @@ impl From<EngineError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, axum::Json(self.body())).into_response();
+        let headers = response.headers_mut();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert("retry-after", HeaderValue::from_static("1"));
+            headers.insert("retry-after", HeaderValue::from_static("1"));
+        }
+        if matches!(
+            self.status,
+            StatusCode::REQUEST_TIMEOUT | StatusCode::PAYLOAD_TOO_LARGE
+        ) {
+            // The rest of the body may still be on its way: do not read it as a request.
+            headers.insert("connection", HeaderValue::from_static("close"));
         }
         response
     }

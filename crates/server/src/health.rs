@@ -2,7 +2,8 @@
 
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::AppState;
 
@@ -10,9 +11,27 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new().route("/health", get(health))
 }
 
-async fn health(
+/// Says the server is up, with the models it serves.
+#[utoipa::path(
+    get,
+    path = "/health",
+    operation_id = "health",
+    responses((status = 200, description = "The server is up", body = Health))
+)]
+pub(crate) async fn health(
     axum::extract::State(state): axum::extract::State<AppState>,
-) -> Json<serde_json::Value> {
-    let models: Vec<&str> = state.models.iter().map(|m| m.name.as_str()).collect();
-    Json(json!({"status": "ok", "models": models}))
+) -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        models: state.models.iter().map(|m| m.name.clone()).collect(),
+    })
+}
+
+/// `GET /health`'s answer.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Health {
+    /// `ok`.
+    status: &'static str,
+    /// The names of the served models.
+    models: Vec<String>,
 }

@@ -1,10 +1,21 @@
 //! `GET /openapi.json`: the OpenAPI document, generated from the same types and handlers
-//! that parse requests, so it describes what the server really accepts.
+//! that parse requests and build responses, so it describes what the server really
+//! accepts and answers. The errors every route shares (host and origin checks, the API
+//! key, body rules, overload) are added to each operation here, in one place, the way
+//! the server applies them.
 
 use axum::routing::get;
 use axum::{Json, Router};
-use utoipa::OpenApi;
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::{OpenApi as Document, Ref, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
 
+use crate::error::{ErrorDetail, ErrorResponse};
+use crate::openai::responses::{
+    AssistantMessage, ChatChoice, ChatCompletion, ChatCompletionChunk, ChunkChoice, Completion,
+    CompletionChoice, Delta,
+};
 use crate::openai::types::{
     ChatCompletionRequest, CompletionRequest, Content, ContentPart, Message, ModelList,
     ModelObject, Prompt, PromptTokensDetails, Sampling, Stop, StreamOptions, Usage,
@@ -18,6 +29,7 @@ use crate::AppState;
         description = "OpenAI-compatible API of a Perch inference node"
     ),
     paths(
+        crate::health::health,
         crate::openai::models::list,
         crate::openai::chat::create,
         crate::openai::completions::create
@@ -35,10 +47,77 @@ use crate::AppState;
         Usage,
         PromptTokensDetails,
         ModelList,
-        ModelObject
-    ))
+        ModelObject,
+        ChatCompletion,
+        ChatChoice,
+        AssistantMessage,
+        ChatCompletionChunk,
+        ChunkChoice,
+        Delta,
+        Completion,
+        CompletionChoice,
+        ErrorResponse,
+        ErrorDetail,
+        crate::health::Health
+    )),
+    modifiers(&SharedErrors)
 )]
 struct ApiDoc;
+
+/// Adds the error answers every route shares to each operation.
+struct SharedErrors;
+
+impl Modify for SharedErrors {
+    fn modify(&self, document: &mut Document) {
+        for (path, item) in document.paths.paths.iter_mut() {
+            let keyless = path == "/health";
+            if let Some(get) = item.get.as_mut() {
+                add_errors(get, keyless, false);
+            }
+            if let Some(post) = item.post.as_mut() {
+                add_errors(post, keyless, true);
+            }
+        }
+    }
+}
+
+fn add_errors(operation: &mut Operation, keyless: bool, has_body: bool) {
+    let mut errors = vec![
+        (
+            "403",
+            "The Host header or the web page's Origin is not allowed",
+        ),
+        (
+            "503",
+            "Too many connections, or the request queue is full; retry after Retry-After",
+        ),
+    ];
+    if !keyless {
+        errors.push(("401", "Missing or wrong API key"));
+    }
+    if has_body {
+        errors.extend([
+            ("400", "Malformed body or invalid field (the error names it), or a prompt plus max_tokens beyond the model's context"),
+            ("408", "The body did not arrive within the body timeout"),
+            ("413", "The body is larger than the limit"),
+            ("415", "Content-Type is not application/json"),
+        ]);
+    }
+    for (status, description) in errors {
+        let body = ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("ErrorResponse")))
+            .build();
+        let response = ResponseBuilder::new()
+            .description(description)
+            .content("application/json", body)
+            .build();
+        operation
+            .responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert(response.into());
+    }
+}
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new().route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))

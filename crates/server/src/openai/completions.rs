@@ -4,8 +4,10 @@ use axum::extract::State;
 use axum::response::Response;
 
 use super::respond::{respond, Family};
+use super::responses::Completion;
 use super::types::CompletionRequest;
 use super::validate;
+use crate::error::ErrorResponse;
 use crate::extract::JsonBody;
 use crate::{ApiError, AppState};
 
@@ -14,13 +16,11 @@ use crate::{ApiError, AppState};
     post,
     path = "/v1/completions",
     request_body = CompletionRequest,
+    operation_id = "createCompletion",
     responses(
-        (status = 200, description = "A text_completion object, or an SSE stream of them"),
-        (status = 400, description = "Malformed body or invalid field (the error names it)"),
-        (status = 401, description = "Missing or wrong API key"),
-        (status = 404, description = "Unknown model"),
-        (status = 413, description = "Body too large"),
-        (status = 503, description = "Queue full; retry after the Retry-After header"),
+        (status = 200, description = "A text_completion object, or (with stream: true) server-sent events each holding one, then `[DONE]`",
+            content((Completion = "application/json"), (Completion = "text/event-stream"))),
+        (status = 404, description = "Unknown model", body = ErrorResponse),
     )
 )]
 pub(crate) async fn create(

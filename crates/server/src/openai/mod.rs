@@ -6,6 +6,7 @@ pub(crate) mod completions;
 mod logprobs;
 pub(crate) mod models;
 mod respond;
+pub mod responses;
 mod run;
 pub mod types;
 mod validate;

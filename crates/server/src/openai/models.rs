@@ -7,7 +7,14 @@ use super::types::{ModelList, ModelObject};
 use crate::AppState;
 
 /// Lists the served models.
-#[utoipa::path(get, path = "/v1/models", responses((status = 200, body = ModelList)))]
+#[utoipa::path(
+    get,
+    path = "/v1/models",
+    operation_id = "listModels",
+    responses(
+        (status = 200, description = "The served models", body = ModelList),
+    )
+)]
 pub(crate) async fn list(State(state): State<AppState>) -> Json<ModelList> {
     let data = state
         .models

@@ -14,6 +14,10 @@ use perch_engine::Engine;
 use serde_json::{json, Value};
 
 use super::logprobs;
+use super::responses::{
+    AssistantMessage, ChatChoice, ChatCompletion, ChatCompletionChunk, ChunkChoice, Completion,
+    CompletionChoice, Delta,
+};
 use super::run::{self, Running};
 use super::types::{PromptTokensDetails, Usage};
 use super::validate::ValidRequest;
@@ -26,15 +30,14 @@ pub(crate) enum Family {
     Completion,
 }
 
-impl Family {
-    fn object(self, streaming: bool) -> &'static str {
-        match (self, streaming) {
-            (Family::Chat, false) => "chat.completion",
-            (Family::Chat, true) => "chat.completion.chunk",
-            (Family::Completion, _) => "text_completion",
-        }
-    }
+/// What every body of one answer shares.
+struct Envelope<'a> {
+    id: &'a str,
+    created: u64,
+    model: &'a str,
+}
 
+impl Family {
     fn id(self) -> String {
         let prefix = match self {
             Family::Chat => "chatcmpl",
@@ -61,47 +64,102 @@ impl Family {
         }
     }
 
-    fn full_choice(self, text: String, logprobs: Value, finish: &str) -> Value {
-        match self {
-            Family::Chat => json!({
-                "index": 0, "message": {"role": "assistant", "content": text},
-                "logprobs": logprobs, "finish_reason": finish,
+    /// The whole answer.
+    fn full(self, at: &Envelope, text: String, logprobs: Value, finished: &Finished) -> Value {
+        let finish_reason = finish_reason(finished);
+        let body = match self {
+            Family::Chat => serde_json::to_value(ChatCompletion {
+                id: at.id.to_owned(),
+                object: "chat.completion",
+                created: at.created,
+                model: at.model.to_owned(),
+                choices: vec![ChatChoice {
+                    index: 0,
+                    message: AssistantMessage {
+                        role: "assistant",
+                        content: text,
+                    },
+                    logprobs,
+                    finish_reason,
+                }],
+                usage: usage(finished),
             }),
-            Family::Completion => {
-                json!({"index": 0, "text": text, "logprobs": logprobs, "finish_reason": finish})
-            }
-        }
+            Family::Completion => serde_json::to_value(Completion {
+                id: at.id.to_owned(),
+                object: "text_completion",
+                created: at.created,
+                model: at.model.to_owned(),
+                choices: vec![CompletionChoice {
+                    index: 0,
+                    text,
+                    logprobs,
+                    finish_reason: Some(finish_reason),
+                }],
+                usage: Some(Some(usage(finished))),
+            }),
+        };
+        body.expect("a response body serializes")
     }
 
-    fn delta_choice(
-        self,
-        text: Option<&str>,
-        first: bool,
-        logprobs: Value,
-        finish: Option<&str>,
-    ) -> Value {
-        match self {
-            Family::Chat => {
-                let mut delta = serde_json::Map::new();
-                if first {
-                    delta.insert("role".into(), "assistant".into());
-                }
-                if let Some(t) = text {
-                    delta.insert("content".into(), t.into());
-                }
-                json!({"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish})
-            }
-            Family::Completion => {
-                json!({"index": 0, "text": text.unwrap_or(""), "logprobs": logprobs, "finish_reason": finish})
-            }
-        }
+    /// One stream chunk: a choice with `text` (the role too when `first`) and/or a
+    /// finish reason, or (with `choice` None) the usage chunk.
+    fn chunk(self, at: &Envelope, choice: Option<ChunkParts>, usage: ChunkUsage) -> Value {
+        let body = match self {
+            Family::Chat => serde_json::to_value(ChatCompletionChunk {
+                id: at.id.to_owned(),
+                object: "chat.completion.chunk",
+                created: at.created,
+                model: at.model.to_owned(),
+                choices: choice
+                    .map(|c| ChunkChoice {
+                        index: 0,
+                        delta: Delta {
+                            role: c.first.then_some("assistant"),
+                            content: c.text,
+                        },
+                        logprobs: c.logprobs,
+                        finish_reason: c.finish_reason,
+                    })
+                    .into_iter()
+                    .collect(),
+                usage,
+            }),
+            Family::Completion => serde_json::to_value(Completion {
+                id: at.id.to_owned(),
+                object: "text_completion",
+                created: at.created,
+                model: at.model.to_owned(),
+                choices: choice
+                    .map(|c| CompletionChoice {
+                        index: 0,
+                        text: c.text.unwrap_or_default(),
+                        logprobs: c.logprobs,
+                        finish_reason: c.finish_reason,
+                    })
+                    .into_iter()
+                    .collect(),
+                usage,
+            }),
+        };
+        body.expect("a response body serializes")
     }
 }
+
+/// What one stream chunk's choice says.
+struct ChunkParts {
+    text: Option<String>,
+    first: bool,
+    logprobs: Value,
+    finish_reason: Option<&'static str>,
+}
+
+/// `usage` on a stream chunk: absent unless asked for, then null until the last chunk.
+type ChunkUsage = Option<Option<Usage>>;
 
 fn finish_reason(f: &Finished) -> &'static str {
     match f.reason {
         FinishReason::Length => "length",
-        FinishReason::Stop | FinishReason::Cancelled => "stop",
+        FinishReason::Stop | FinishReason::Cancelled(_) => "stop",
     }
 }
 
@@ -128,7 +186,7 @@ pub(crate) async fn respond(
     family: Family,
     request: ValidRequest,
 ) -> Result<Response, ApiError> {
-    let running = run::start(state, &request)?;
+    let running = run::start(state, family.endpoint(), &request)?;
     if request.stream {
         Ok(stream(family, request, running).into_response())
     } else {
@@ -143,7 +201,7 @@ async fn collect(
 ) -> Result<Value, ApiError> {
     let mut text = String::new();
     let mut tokens = Vec::new();
-    while let Some(event) = running.events.recv().await {
+    while let Some(event) = running.next().await {
         match event? {
             Event::Chunk {
                 text: t,
@@ -160,14 +218,12 @@ async fn collect(
                 } else {
                     Value::Null
                 };
-                return Ok(json!({
-                    "id": family.id(),
-                    "object": family.object(false),
-                    "created": created(),
-                    "model": request.model.name,
-                    "choices": [family.full_choice(text, lp, finish_reason(&finished))],
-                    "usage": usage(&finished),
-                }));
+                let at = Envelope {
+                    id: &family.id(),
+                    created: created(),
+                    model: &request.model.name,
+                };
+                return Ok(family.full(&at, text, lp, &finished));
             }
         }
     }
@@ -184,29 +240,37 @@ fn stream(
     let id = family.id();
     let created = created();
     let stream = async_stream(move |tx| async move {
-        let chunk = |choices: Value, usage: Option<Usage>| {
-            let mut body = json!({
-                "id": id, "object": family.object(true), "created": created,
-                "model": request.model.name, "choices": choices,
-            });
-            if request.include_usage {
-                body["usage"] = serde_json::to_value(usage).unwrap_or(Value::Null);
-            }
-            SseEvent::default().data(body.to_string())
+        let at = Envelope {
+            id: &id,
+            created,
+            model: &request.model.name,
+        };
+        let no_usage = || request.include_usage.then_some(None);
+        let chunk = |choice: Option<ChunkParts>, usage: ChunkUsage| {
+            SseEvent::default().data(family.chunk(&at, choice, usage).to_string())
         };
         let engine = request.model.engine.clone();
         let mut offset = 0;
         let mut first = true;
         if let Family::Chat = family {
-            let _ = tx
-                .send(chunk(
-                    json!([family.delta_choice(Some(""), true, Value::Null, None)]),
-                    None,
-                ))
-                .await;
+            let opening = ChunkParts {
+                text: Some(String::new()),
+                first: true,
+                logprobs: Value::Null,
+                finish_reason: None,
+            };
+            let _ = tx.send(chunk(Some(opening), no_usage())).await;
             first = false;
         }
-        while let Some(event) = running.events.recv().await {
+        loop {
+            // A client that stops reading drops the body, which closes `tx`: stop waiting
+            // for the model then, so dropping `running` cancels it even mid-prefill.
+            let event = tokio::select! {
+                biased;
+                _ = tx.closed() => return,
+                event = running.next() => event,
+            };
+            let Some(event) = event else { break };
             match event {
                 Ok(Event::Chunk { text, tokens }) => {
                     if text.is_empty() && request.logprobs.is_none() {
@@ -217,23 +281,28 @@ fn stream(
                         None => Value::Null,
                     };
                     offset += text.len();
-                    let choice = family.delta_choice(Some(&text), first, lp, None);
+                    let choice = ChunkParts {
+                        text: Some(text),
+                        first,
+                        logprobs: lp,
+                        finish_reason: None,
+                    };
                     first = false;
-                    if tx.send(chunk(json!([choice]), None)).await.is_err() {
+                    if tx.send(chunk(Some(choice), no_usage())).await.is_err() {
                         return;
                     }
                 }
                 Ok(Event::Done(finished)) => {
                     run::log_finished(family.endpoint(), &request.model.name, &finished);
-                    let last = family.delta_choice(
-                        None,
+                    let last = ChunkParts {
+                        text: None,
                         first,
-                        Value::Null,
-                        Some(finish_reason(&finished)),
-                    );
-                    let _ = tx.send(chunk(json!([last]), None)).await;
+                        logprobs: Value::Null,
+                        finish_reason: Some(finish_reason(&finished)),
+                    };
+                    let _ = tx.send(chunk(Some(last), no_usage())).await;
                     if request.include_usage {
-                        let _ = tx.send(chunk(json!([]), Some(usage(&finished)))).await;
+                        let _ = tx.send(chunk(None, Some(Some(usage(&finished))))).await;
                     }
                     break;
                 }
@@ -252,7 +321,7 @@ fn stream(
 }
 
 /// A stream fed by an async task through a channel; dropping the stream (the client went
-/// away) closes the channel, which ends the task and with it the generation.
+/// away) closes the channel, which the task watches for to end itself and the generation.
 fn async_stream<F, Fut>(task: F) -> impl futures_util::Stream<Item = Result<SseEvent, Infallible>>
 where
     F: FnOnce(tokio::sync::mpsc::Sender<SseEvent>) -> Fut,

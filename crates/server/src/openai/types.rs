@@ -4,10 +4,12 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
+use utoipa::{PartialSchema, ToSchema};
 
 /// `stop`: one string or a list.
-#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(untagged)]
 pub enum Stop {
     /// One stop string.
@@ -15,6 +17,23 @@ pub enum Stop {
     /// Several (at most 4).
     Many(Vec<String>),
 }
+
+// Written out because utoipa cannot put limits on the variants of an untagged enum.
+impl PartialSchema for Stop {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .description(Some("One stop string, or a list of at most 4"))
+            .item(ObjectBuilder::new().schema_type(Type::String))
+            .item(
+                ArrayBuilder::new()
+                    .items(ObjectBuilder::new().schema_type(Type::String))
+                    .max_items(Some(4)),
+            )
+            .into()
+    }
+}
+
+impl ToSchema for Stop {}
 
 /// `stream_options`.
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
@@ -28,28 +47,37 @@ pub struct StreamOptions {
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 pub struct Sampling {
     /// 0–2; 0 is greedy. Default 1.
+    #[schema(minimum = 0, maximum = 2)]
     pub temperature: Option<f32>,
     /// (0, 1]. Default 1.
+    #[schema(exclusive_minimum = 0, maximum = 1)]
     pub top_p: Option<f32>,
     /// Keep the k most likely tokens (extension; 0 = off).
     pub top_k: Option<u32>,
     /// [0, 1] (extension).
+    #[schema(minimum = 0, maximum = 1)]
     pub min_p: Option<f32>,
     /// Seed for reproducible sampling.
     pub seed: Option<u64>,
     /// Stop strings.
     pub stop: Option<Stop>,
-    /// Most tokens to generate.
+    /// Most tokens to generate; the prompt plus these must fit the model's context.
+    #[schema(minimum = 1)]
     pub max_tokens: Option<u32>,
     /// −2 to 2.
+    #[schema(minimum = -2, maximum = 2)]
     pub presence_penalty: Option<f32>,
     /// −2 to 2.
+    #[schema(minimum = -2, maximum = 2)]
     pub frequency_penalty: Option<f32>,
-    /// > 0 (extension, as in llama.cpp and Ollama; 1 = off).
+    /// (0, 10] (extension, as in llama.cpp and Ollama; 1 = off).
+    #[schema(exclusive_minimum = 0, maximum = 10)]
     pub repetition_penalty: Option<f32>,
-    /// Token id (as a string) → bias from −100 to 100.
+    /// Token id (as a string, below the model's vocabulary size) → bias from −100 to 100.
+    #[schema(value_type = Option<HashMap<String, f32>>)]
     pub logit_bias: Option<HashMap<String, f32>>,
     /// Number of choices; only 1 is supported.
+    #[schema(minimum = 1, maximum = 1)]
     pub n: Option<u32>,
     /// Stream the answer as server-sent events.
     pub stream: Option<bool>,
@@ -64,6 +92,7 @@ pub struct Sampling {
 pub struct ContentPart {
     /// `text`.
     #[serde(rename = "type")]
+    #[schema(pattern = "^text$")]
     pub kind: String,
     /// The text of a text part.
     pub text: Option<String>,
@@ -83,6 +112,7 @@ pub enum Content {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 pub struct Message {
     /// `system`, `developer`, `user`, `assistant` or `tool`.
+    #[schema(pattern = "^(system|developer|user|assistant|tool)$")]
     pub role: String,
     /// The content (may be null on assistant messages with tool calls).
     pub content: Option<Content>,
@@ -96,12 +126,15 @@ pub struct ChatCompletionRequest {
     /// A served model's name.
     pub model: String,
     /// The conversation.
+    #[schema(min_items = 1)]
     pub messages: Vec<Message>,
     /// Like `max_tokens` (the newer name).
+    #[schema(minimum = 1)]
     pub max_completion_tokens: Option<u32>,
     /// Return log-probabilities of the output tokens.
     pub logprobs: Option<bool>,
     /// 0–20 most likely alternatives per token (needs `logprobs`).
+    #[schema(maximum = 20)]
     pub top_logprobs: Option<u32>,
     /// Tool definitions, passed to the model's chat template.
     #[schema(value_type = Option<Vec<Object>>)]
@@ -112,7 +145,7 @@ pub struct ChatCompletionRequest {
 }
 
 /// `prompt`: text, or token ids.
-#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(untagged)]
 pub enum Prompt {
     /// Text.
@@ -123,6 +156,30 @@ pub enum Prompt {
     Tokens(Vec<u32>),
 }
 
+impl PartialSchema for Prompt {
+    fn schema() -> RefOr<Schema> {
+        let text = || {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+        };
+        OneOfBuilder::new()
+            .description(Some(
+                "Text, a list holding one text, or token ids (each below the model's vocabulary size)",
+            ))
+            .item(text())
+            .item(ArrayBuilder::new().items(text()).min_items(Some(1)).max_items(Some(1)))
+            .item(
+                ArrayBuilder::new()
+                    .items(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)))
+                    .min_items(Some(1)),
+            )
+            .into()
+    }
+}
+
+impl ToSchema for Prompt {}
+
 /// `POST /v1/completions`.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 pub struct CompletionRequest {
@@ -131,6 +188,7 @@ pub struct CompletionRequest {
     /// The prompt.
     pub prompt: Prompt,
     /// Return log-probabilities with this many alternatives (0–5).
+    #[schema(maximum = 5)]
     pub logprobs: Option<u32>,
     /// Include the prompt in the output (unsupported when true).
     pub echo: Option<bool>,
