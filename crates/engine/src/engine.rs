@@ -210,9 +210,12 @@ fn run_job(model: &Model, job: Job, closing: &AtomicBool) {
     }
 }
 
-/// One log line for a generation that was cancelled: where it was and what it had done.
+/// One log line for a generation that was cancelled (where it was and what it had done),
+/// and a count by phase in the metrics.
 fn log_cancelled(finished: &Finished) {
     if let FinishReason::Cancelled(phase) = finished.reason {
+        metrics::counter!("perch_requests_cancelled_total", "phase" => phase.to_string())
+            .increment(1);
         tracing::info!(
             %phase,
             prompt_tokens = finished.prompt_tokens,

@@ -38,6 +38,7 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
+    let upkeep = crate::metrics::start();
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -56,17 +57,21 @@ pub async fn serve(
             }
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
+            metrics::counter!("perch_connections_refused_total").increment(1);
             connections.spawn(refuse(socket, limits.max_connections));
             continue;
         };
         let _ = socket.set_nodelay(true);
         let connection =
             graceful.watch(http.serve_connection(TokioIo::new(socket), service.clone()));
+        let open = metrics::gauge!("perch_connections_open");
+        open.increment(1);
         connections.spawn(async move {
             let _slot = slot;
             if let Err(e) = connection.await {
                 tracing::debug!("connection ended: {e}");
             }
+            open.decrement(1);
         });
     }
     drop(listener);
@@ -81,6 +86,7 @@ pub async fn serve(
         connections.abort_all();
     }
     while connections.join_next().await.is_some() {}
+    upkeep.abort();
     Ok(())
 }
 

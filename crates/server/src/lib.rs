@@ -12,6 +12,7 @@ mod connections;
 mod error;
 mod extract;
 mod health;
+mod metrics;
 pub mod openai;
 mod openapi;
 mod state;
@@ -25,13 +26,13 @@ use axum::Router;
 
 /// The whole API as one router.
 pub fn router(state: AppState) -> Router {
-    let api =
-        openai::router()
-            .merge(openapi::router())
-            .layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                auth::require_api_key,
-            ));
+    let api = openai::router()
+        .merge(openapi::router())
+        .merge(metrics::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_api_key,
+        ));
     Router::new()
         .merge(health::router())
         .merge(api)
@@ -44,5 +45,6 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             access::check,
         ))
+        .layer(axum::middleware::from_fn(metrics::count_requests))
         .with_state(state)
 }

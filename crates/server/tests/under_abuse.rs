@@ -9,68 +9,14 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{engine, own_engine, serve, start_with, MODEL};
+use common::{
+    abandon, engine, long_completion, once_admitted, own_engine, serve, short_completion,
+    start_with, status_of, MODEL,
+};
 use perch_server::{AccessPolicy, AppState, Limits, ServedModel};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-/// A completion whose prompt is `tokens` token ids long.
-fn long_completion(tokens: u32, stream: bool) -> Value {
-    let prompt: Vec<u32> = (0..tokens).map(|i| 100 + i % 20_000).collect();
-    json!({"model": MODEL, "prompt": prompt, "max_tokens": 1, "stream": stream})
-}
-
-fn short_completion() -> Value {
-    json!({"model": MODEL, "prompt": "The capital of France is", "max_tokens": 2,
-           "temperature": 0})
-}
-
-/// Sends `body` and gives up on it after `wait`, closing the connection: a client that
-/// went away.
-async fn abandon(url: &str, body: &Value, wait: Duration) {
-    let client = reqwest::Client::builder().timeout(wait).build().unwrap();
-    let outcome = client.post(url).json(body).send().await;
-    match outcome {
-        Err(e) => assert!(e.is_timeout(), "{e}"),
-        // A stream answers its headers at once; dropping it mid-body leaves too.
-        Ok(response) => {
-            assert_eq!(response.status(), 200);
-            tokio::time::sleep(wait).await;
-        }
-    }
-}
-
-/// Posts `body` with `client` until it is admitted: the server needs a moment to notice a
-/// client that went away, so 503s are retried for up to 3 s (a request abandoned but
-/// still holding its slot would make them go on for minutes).
-async fn once_admitted(
-    client: &reqwest::Client,
-    url: &str,
-    body: &Value,
-) -> reqwest::Result<reqwest::Response> {
-    for _ in 0..30 {
-        match client.post(url).json(body).send().await {
-            Ok(r) if r.status() == 503 => tokio::time::sleep(Duration::from_millis(100)).await,
-            other => return other,
-        }
-    }
-    panic!("still 503 three seconds after the other client went away");
-}
-
-/// Posts `body` once admitted, with a generous deadline (far shorter than the abandoned
-/// work would take), and returns the status.
-async fn status_of(url: &str, body: &Value) -> u16 {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(120))
-        .build()
-        .unwrap();
-    once_admitted(&client, url, body)
-        .await
-        .expect("answered long before the abandoned prompt could have finished")
-        .status()
-        .as_u16()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_prompt_abandoned_during_prefill_stops_and_frees_its_slot() {

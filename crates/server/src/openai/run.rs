@@ -14,7 +14,26 @@ use crate::{ApiError, AppState};
 /// A running generation, for a handler to render. Dropping it cancels the generation.
 pub(crate) struct Running {
     stream: GenerationStream,
-    _slot: OwnedSemaphorePermit,
+    _slot: QueueSlot,
+}
+
+/// A place among the requests admitted at once (freed when dropped); counted in
+/// `perch_requests_admitted`.
+struct QueueSlot {
+    _permit: OwnedSemaphorePermit,
+}
+
+impl QueueSlot {
+    fn new(permit: OwnedSemaphorePermit) -> Self {
+        metrics::gauge!("perch_requests_admitted").increment(1);
+        QueueSlot { _permit: permit }
+    }
+}
+
+impl Drop for QueueSlot {
+    fn drop(&mut self) {
+        metrics::gauge!("perch_requests_admitted").decrement(1);
+    }
 }
 
 impl Running {
@@ -40,18 +59,32 @@ pub(crate) fn start(
     let stream = span.in_scope(|| request.model.engine.generate(request.generate.clone()))?;
     Ok(Running {
         stream,
-        _slot: slot,
+        _slot: QueueSlot::new(slot),
     })
 }
 
-/// One log line per request: model, tokens in and out, time to first token, speed.
+/// One log line per request (model, tokens in and out, time to first token, speed), and
+/// the same in the metrics.
 pub(crate) fn log_finished(endpoint: &str, model: &str, finished: &Finished) {
     let decode = finished.decode_time.as_secs_f64();
+    let gaps = finished.completion_tokens.saturating_sub(1);
     let tok_s = if decode > 0.0 {
-        finished.completion_tokens.saturating_sub(1) as f64 / decode
+        gaps as f64 / decode
     } else {
         0.0
     };
+    let model_label = model.to_owned();
+    metrics::counter!("perch_prompt_tokens_total", "model" => model_label.clone())
+        .increment(finished.prompt_tokens as u64);
+    metrics::counter!("perch_completion_tokens_total", "model" => model_label.clone())
+        .increment(finished.completion_tokens as u64);
+    metrics::histogram!("perch_time_to_first_token_seconds", "model" => model_label.clone())
+        .record(finished.time_to_first_token.as_secs_f64());
+    if gaps > 0 {
+        // Each gap between tokens counted at the request's mean gap.
+        metrics::histogram!("perch_inter_token_seconds", "model" => model_label)
+            .record_many(decode / gaps as f64, gaps);
+    }
     tracing::info!(
         endpoint,
         model,
