@@ -32,6 +32,14 @@ pub struct ServeArgs {
     /// Requests admitted at once, running or queued; more get 503.
     #[arg(long, default_value_t = Limits::default().max_queue)]
     max_queue: usize,
+    /// Longest prompt accepted, in tokens (each model's context bounds it too); longer get
+    /// 400.
+    #[arg(long, default_value_t = Limits::default().max_prompt_tokens)]
+    max_prompt_tokens: usize,
+    /// Most tokens one request may generate; a larger `max_tokens` is lowered to this.
+    /// Default: the model's context is the only bound.
+    #[arg(long, value_name = "TOKENS")]
+    max_output_tokens: Option<usize>,
     /// Largest request body in bytes; larger get 413.
     #[arg(long, default_value_t = Limits::default().max_body_bytes)]
     max_body_bytes: usize,
@@ -123,10 +131,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let limits = Limits {
         max_queue: args.max_queue,
         max_body_bytes: args.max_body_bytes,
+        max_prompt_tokens: args.max_prompt_tokens,
+        max_output_tokens: args.max_output_tokens,
         max_connections: connection_cap(args.max_connections),
         header_timeout: seconds("header-timeout", args.header_timeout)?,
         body_timeout: seconds("body-timeout", args.body_timeout)?,
-        ..Limits::default()
     };
     let grace = seconds("shutdown-grace", args.shutdown_grace)?;
     let access = AccessPolicy::for_address(args.host)

@@ -38,6 +38,22 @@ pub enum Error {
         /// What the value is.
         actual: &'static str,
     },
+    /// A file could not be opened or read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A weight file whose structure does not hold together (found before MLX reads it).
+    #[error("not a valid {format} file: {message}")]
+    MalformedFile {
+        /// `GGUF` or `safetensors`.
+        format: &'static str,
+        /// What is wrong.
+        message: String,
+    },
     /// A tensor name that the file does not hold.
     #[error("no tensor named {0:?}")]
     MissingTensor(String),

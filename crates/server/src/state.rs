@@ -28,6 +28,9 @@ pub struct Limits {
     pub max_queue: usize,
     /// Longest prompt accepted in tokens, on top of each model's own context.
     pub max_prompt_tokens: usize,
+    /// Most tokens one request may generate, whatever it asks for (its `max_tokens` is
+    /// lowered to this); `None` leaves only the model's context as the bound.
+    pub max_output_tokens: Option<usize>,
     /// Time a connection has to send a whole request head, from opening or from its
     /// previous response (so it is also the keep-alive idle timeout).
     pub header_timeout: Duration,
@@ -43,6 +46,7 @@ impl Default for Limits {
             max_body_bytes: 4 << 20,
             max_queue: 32,
             max_prompt_tokens: 131_072,
+            max_output_tokens: None,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             max_connections: 512,

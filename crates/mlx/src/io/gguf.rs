@@ -41,8 +41,10 @@ impl MetadataValue {
 }
 
 impl Gguf {
-    /// Opens a GGUF file. Fails with MLX's message if it is missing or malformed.
+    /// Opens a GGUF file, after checking its header ([`super::check_gguf`]). Fails if it
+    /// is missing or malformed.
     pub fn open(path: &Path) -> Result<Gguf> {
+        super::check_file(path, super::check_gguf)?;
         Ok(Gguf {
             file: ffi::load_gguf(super::path_text(path)?)?,
         })

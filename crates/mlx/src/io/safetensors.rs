@@ -16,7 +16,8 @@ pub struct Safetensors {
     pub metadata: HashMap<String, String>,
 }
 
-/// Reads a safetensors file. The arrays are loaded lazily, on first evaluation.
+/// Reads a safetensors file, after checking its header ([`super::check_safetensors`]).
+/// The arrays are loaded lazily, on first evaluation.
 ///
 /// ```
 /// use perch_mlx::{io, Array};
@@ -34,6 +35,7 @@ pub struct Safetensors {
 /// # Ok::<(), perch_mlx::Error>(())
 /// ```
 pub fn load_safetensors(path: &Path) -> Result<Safetensors> {
+    super::check_file(path, super::check_safetensors)?;
     let map = ffi::load_safetensors(super::path_text(path)?)?;
     let tensors = ffi::tensor_map_names(&map)
         .into_iter()

@@ -254,6 +254,7 @@ fn finish(
         Some(n) => n as usize,
         None => room,
     };
+    let max_tokens = max_tokens.min(state.limits.max_output_tokens.unwrap_or(usize::MAX));
     let sampling = SamplingParams {
         temperature: s.temperature.unwrap_or(1.0),
         top_p: s.top_p.unwrap_or(1.0),
