@@ -1,6 +1,8 @@
 //! Chat templates: the Jinja template a model ships, rendered with minijinja plus Python
 //! string/list methods (`pycompat`), and the helpers real templates call
-//! (`raise_exception`, `strftime_now`).
+//! (`raise_exception`, `strftime_now`). A template from a model file is code from the
+//! internet: each render is bounded in instructions ([`FUEL`]) and in output
+//! ([`MAX_OUTPUT`]).
 
 use minijinja::{Environment, Error, ErrorKind, Value};
 use serde::Serialize;
@@ -31,6 +33,13 @@ impl ChatMessage {
     }
 }
 
+/// Instructions one render may run: far beyond what a real template needs for a long
+/// conversation with many tools, and a fraction of a second of work.
+pub const FUEL: u64 = 20_000_000;
+
+/// Most bytes of prompt text one render may produce.
+pub const MAX_OUTPUT: usize = 64 << 20;
+
 /// A compiled chat template.
 #[derive(Clone)]
 pub struct ChatTemplate {
@@ -54,6 +63,7 @@ impl ChatTemplate {
     /// Compiles `source`.
     pub fn new(source: &str) -> Result<ChatTemplate> {
         let mut env = Environment::new();
+        env.set_fuel(Some(FUEL));
         minijinja_contrib::add_to_environment(&mut env);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function(
@@ -80,15 +90,48 @@ impl ChatTemplate {
             .env
             .get_template("chat")
             .map_err(|e| EngineError::Template(describe(&e)))?;
-        template
-            .render(minijinja::context! {
+        let mut out = BoundedOutput::default();
+        let rendered = template.render_captured_to(
+            minijinja::context! {
                 messages => messages,
                 add_generation_prompt => context.add_generation_prompt,
                 bos_token => context.bos_token.unwrap_or(""),
                 eos_token => context.eos_token.unwrap_or(""),
                 tools => context.tools.map(Value::from_serialize),
-            })
-            .map_err(|e| EngineError::Template(describe(&e)))
+            },
+            &mut out,
+        );
+        match rendered {
+            Ok(_) => String::from_utf8(out.bytes)
+                .map_err(|_| EngineError::Template("the template produced invalid UTF-8".into())),
+            Err(_) if out.overflowed => Err(EngineError::Template(format!(
+                "the chat template produced more than {} MiB of text",
+                MAX_OUTPUT >> 20
+            ))),
+            Err(e) => Err(EngineError::Template(describe(&e))),
+        }
+    }
+}
+
+/// The render's output, refusing to grow past [`MAX_OUTPUT`].
+#[derive(Default)]
+struct BoundedOutput {
+    bytes: Vec<u8>,
+    overflowed: bool,
+}
+
+impl std::io::Write for BoundedOutput {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > MAX_OUTPUT {
+            self.overflowed = true;
+            return Err(std::io::Error::other("the template's output is too long"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -257,6 +300,22 @@ mod tests {
             ChatTemplate::new("{% for %}"),
             Err(EngineError::Template(_))
         ));
+    }
+
+    #[test]
+    fn a_template_that_never_ends_runs_out_of_fuel() {
+        // 10^10 iterations: only the fuel bound ends this.
+        let source = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}";
+        let err = render(source, &[]).unwrap_err();
+        assert!(err.to_string().contains("fuel"), "{err}");
+    }
+
+    #[test]
+    fn a_template_that_writes_without_end_is_cut_off() {
+        // 100,000 copies of a 1 KiB message: 100 MiB, past the output bound.
+        let source = "{% for a in range(100000) %}{{ messages[0].content }}{% endfor %}";
+        let err = render(source, &[ChatMessage::new("user", &"x".repeat(1024))]).unwrap_err();
+        assert!(err.to_string().contains("more than 64 MiB"), "{err}");
     }
 
     #[test]
