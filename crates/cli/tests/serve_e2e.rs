@@ -214,3 +214,38 @@ fn refuses_a_blank_api_key() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("API key is blank"), "{stderr}");
 }
+
+/// Schemathesis generates requests from `/openapi.json` (valid ones and broken ones) and
+/// checks every answer against the document: no server errors, statuses, content types,
+/// headers and bodies as documented, invalid data refused. Not checked: that every
+/// schema-valid request is accepted, since a prompt's length in tokens, the model's
+/// context and its vocabulary bound requests in ways a JSON schema cannot state. Prompts
+/// and answers are kept short so the run takes about a minute on a small CPU.
+#[test]
+fn schemathesis_finds_no_server_error_and_no_departure_from_the_document() {
+    let home = std::env::temp_dir().join(format!("perch-schemathesis-{}", std::process::id()));
+    std::fs::create_dir_all(&home).unwrap();
+    let server = Server::start(
+        &["--max-prompt-tokens", "64", "--max-output-tokens", "4"],
+        &home,
+    );
+    let schema = server.base_url.replace("/v1", "/openapi.json");
+    let status = Command::new(script("python-env", &[]))
+        .args(["-m", "schemathesis.cli", "run", &schema])
+        .args([
+            "--checks",
+            "all",
+            "--exclude-checks",
+            "positive_data_acceptance",
+        ])
+        .args(["--max-examples", "50", "--seed", "7"])
+        .args(["--generation-database", "none", "--request-timeout", "120"])
+        .current_dir(&home)
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "Schemathesis found problems (report above)"
+    );
+    let _ = std::fs::remove_dir_all(&home);
+}

@@ -2,13 +2,15 @@
 //! that parse requests and build responses, so it describes what the server really
 //! accepts and answers. The errors every route shares (host and origin checks, the API
 //! key, body rules, overload) are added to each operation here, in one place, the way
-//! the server applies them.
+//! the server applies them. Each request's `model` lists the models this node serves.
 
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::path::Operation;
-use utoipa::openapi::{OpenApi as Document, Ref, ResponseBuilder};
+use utoipa::openapi::schema::Schema;
+use utoipa::openapi::{OpenApi as Document, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorDetail, ErrorResponse};
@@ -120,5 +122,24 @@ fn add_errors(operation: &mut Operation, keyless: bool, has_body: bool) {
 }
 
 pub(crate) fn router() -> Router<AppState> {
-    Router::new().route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+    Router::new().route("/openapi.json", get(document))
+}
+
+/// The document, with `model` limited to the names this server answers for.
+async fn document(State(state): State<AppState>) -> Json<Document> {
+    let mut document = ApiDoc::openapi();
+    let names: Vec<serde_json::Value> =
+        state.models.iter().map(|m| m.name.clone().into()).collect();
+    let schemas = document.components.as_mut().map(|c| &mut c.schemas);
+    for (name, schema) in schemas.into_iter().flatten() {
+        if !name.ends_with("Request") {
+            continue;
+        }
+        if let RefOr::T(Schema::Object(request)) = schema {
+            if let Some(RefOr::T(Schema::Object(model))) = request.properties.get_mut("model") {
+                model.enum_values = Some(names.clone());
+            }
+        }
+    }
+    Json(document)
 }

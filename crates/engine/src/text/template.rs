@@ -305,7 +305,8 @@ mod tests {
     #[test]
     fn a_template_that_never_ends_runs_out_of_fuel() {
         // 10^10 iterations: only the fuel bound ends this.
-        let source = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}";
+        let source =
+            "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}";
         let err = render(source, &[]).unwrap_err();
         assert!(err.to_string().contains("fuel"), "{err}");
     }

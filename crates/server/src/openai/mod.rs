@@ -10,6 +10,7 @@ pub mod responses;
 mod run;
 pub mod types;
 mod validate;
+mod whole_number;
 
 use axum::routing::{get, post};
 use axum::Router;

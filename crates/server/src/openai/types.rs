@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::schema::{
+    ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
+};
 use utoipa::openapi::RefOr;
 use utoipa::{PartialSchema, ToSchema};
 
@@ -53,16 +55,19 @@ pub struct Sampling {
     #[schema(exclusive_minimum = 0, maximum = 1)]
     pub top_p: Option<f32>,
     /// Keep the k most likely tokens (extension; 0 = off).
+    #[serde(default, deserialize_with = "super::whole_number::option")]
     pub top_k: Option<u32>,
     /// [0, 1] (extension).
     #[schema(minimum = 0, maximum = 1)]
     pub min_p: Option<f32>,
     /// Seed for reproducible sampling.
+    #[serde(default, deserialize_with = "super::whole_number::option")]
     pub seed: Option<u64>,
     /// Stop strings.
     pub stop: Option<Stop>,
     /// Most tokens to generate; the prompt plus these must fit the model's context.
     #[schema(minimum = 1)]
+    #[serde(default, deserialize_with = "super::whole_number::option")]
     pub max_tokens: Option<u32>,
     /// −2 to 2.
     #[schema(minimum = -2, maximum = 2)]
@@ -74,10 +79,11 @@ pub struct Sampling {
     #[schema(exclusive_minimum = 0, maximum = 10)]
     pub repetition_penalty: Option<f32>,
     /// Token id (as a string, below the model's vocabulary size) → bias from −100 to 100.
-    #[schema(value_type = Option<HashMap<String, f32>>)]
+    #[schema(schema_with = logit_bias_schema)]
     pub logit_bias: Option<HashMap<String, f32>>,
     /// Number of choices; only 1 is supported.
     #[schema(minimum = 1, maximum = 1)]
+    #[serde(default, deserialize_with = "super::whole_number::option")]
     pub n: Option<u32>,
     /// Stream the answer as server-sent events.
     pub stream: Option<bool>,
@@ -94,7 +100,9 @@ pub struct ContentPart {
     #[serde(rename = "type")]
     #[schema(pattern = "^text$")]
     pub kind: String,
-    /// The text of a text part.
+    /// The text of a text part. (Optional here so that a part of another type gets a
+    /// message naming it, not a parse error.)
+    #[schema(required = true, value_type = String)]
     pub text: Option<String>,
 }
 
@@ -130,11 +138,13 @@ pub struct ChatCompletionRequest {
     pub messages: Vec<Message>,
     /// Like `max_tokens` (the newer name).
     #[schema(minimum = 1)]
+    #[serde(default, deserialize_with = "super::whole_number::option")]
     pub max_completion_tokens: Option<u32>,
     /// Return log-probabilities of the output tokens.
     pub logprobs: Option<bool>,
     /// 0–20 most likely alternatives per token (needs `logprobs`).
     #[schema(maximum = 20)]
+    #[serde(default, deserialize_with = "super::whole_number::option")]
     pub top_logprobs: Option<u32>,
     /// Tool definitions, passed to the model's chat template.
     #[schema(value_type = Option<Vec<Object>>)]
@@ -153,7 +163,7 @@ pub enum Prompt {
     /// A list with one text.
     Texts(Vec<String>),
     /// Token ids.
-    Tokens(Vec<u32>),
+    Tokens(#[serde(deserialize_with = "super::whole_number::list")] Vec<u32>),
 }
 
 impl PartialSchema for Prompt {
@@ -171,7 +181,12 @@ impl PartialSchema for Prompt {
             .item(ArrayBuilder::new().items(text()).min_items(Some(1)).max_items(Some(1)))
             .item(
                 ArrayBuilder::new()
-                    .items(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)))
+                    .items(
+                        ObjectBuilder::new()
+                            .schema_type(Type::Integer)
+                            .minimum(Some(0))
+                            .maximum(Some(u32::MAX)),
+                    )
                     .min_items(Some(1)),
             )
             .into()
@@ -189,12 +204,43 @@ pub struct CompletionRequest {
     pub prompt: Prompt,
     /// Return log-probabilities with this many alternatives (0–5).
     #[schema(maximum = 5)]
+    #[serde(default, deserialize_with = "super::whole_number::option")]
     pub logprobs: Option<u32>,
-    /// Include the prompt in the output (unsupported when true).
+    /// Include the prompt in the output: only `false` is supported.
+    #[schema(schema_with = echo_schema)]
     pub echo: Option<bool>,
     /// Sampling and streaming fields.
     #[serde(flatten)]
     pub sampling: Sampling,
+}
+
+fn logit_bias_schema() -> ObjectBuilder {
+    let token_id = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some("^[0-9]{1,9}$"));
+    let bias = ObjectBuilder::new()
+        .schema_type(Type::Number)
+        .minimum(Some(-100))
+        .maximum(Some(100));
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .property_names(Some(token_id))
+        .additional_properties(Some(bias))
+        .description(Some(
+            "Token id (as a string, below the model's vocabulary size) → bias from −100 to 100",
+        ))
+}
+
+fn echo_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Boolean, Type::Null]))
+        .enum_values(Some([
+            serde_json::Value::Bool(false),
+            serde_json::Value::Null,
+        ]))
+        .description(Some(
+            "Include the prompt in the output: only `false` is supported",
+        ))
 }
 
 /// Token counts.
