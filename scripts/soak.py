@@ -64,8 +64,9 @@ async def leaver(base, model, rng, phase, results):
         body = {"model": model, "prompt": prompt(rng, 50), "max_tokens": 4}
         wait = rng.uniform(0.01, 0.1)
     elif phase == "prefill":
+        # Long enough to get through the queue and into a prompt that takes far longer.
         body = {"model": model, "prompt": prompt(rng, rng.randint(300, 1500)), "max_tokens": 4}
-        wait = rng.uniform(0.3, 1.5)
+        wait = rng.uniform(2, 20)
     else:
         body = {"model": model, "prompt": prompt(rng, 5), "max_tokens": 400, "stream": True,
                 "temperature": 1.0}
