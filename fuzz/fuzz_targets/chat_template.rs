@@ -13,7 +13,8 @@ libfuzzer_sys::fuzz_target!(|source: &str| {
         ChatMessage::new("user", "What is the capital of France?"),
         ChatMessage::new("assistant", "Paris."),
     ];
-    let tools = serde_json::json!([{"type": "function", "function": {"name": "f", "parameters": {}}}]);
+    let tools =
+        serde_json::json!([{"type": "function", "function": {"name": "f", "parameters": {}}}]);
     let context = TemplateContext {
         add_generation_prompt: true,
         bos_token: Some("<s>"),

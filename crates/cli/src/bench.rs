@@ -55,7 +55,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             i,
             args.runs
         );
-        let finished = generate(&model, &request, &|| false, |_| true)?;
+        let finished = generate(&model, &request, Instant::now(), &|| false, |_| true)?;
         if i > 0 {
             runs.push(finished);
         }

@@ -54,6 +54,9 @@ pub struct ServeArgs {
     /// Seconds a request has to send its whole body; slower get 408.
     #[arg(long, value_name = "SECONDS", default_value_t = Limits::default().body_timeout.as_secs_f64())]
     body_timeout: f64,
+    /// Seconds a streaming client may go without reading before its request is cancelled.
+    #[arg(long, value_name = "SECONDS", default_value_t = Limits::default().write_timeout.as_secs_f64())]
+    write_timeout: f64,
     /// Seconds requests in flight may take to finish once shutdown starts; then they are
     /// cancelled.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
@@ -72,9 +75,21 @@ pub struct ServeArgs {
     buffer_cache_mb: usize,
 }
 
-fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
-    Duration::try_from_secs_f64(value)
-        .with_context(|| format!("--{flag} must be a number of seconds ≥ 0, got {value}"))
+/// A time limit in seconds: more than zero (or zero too, where `zero_ok`).
+fn seconds(flag: &str, value: f64, zero_ok: bool) -> anyhow::Result<Duration> {
+    match Duration::try_from_secs_f64(value) {
+        Ok(d) if zero_ok || !d.is_zero() => Ok(d),
+        _ => bail!("--{flag} must be a number of seconds above 0, got {value}"),
+    }
+}
+
+/// A count limit: at least 1, at most a million (a semaphore's bound, and far past any
+/// machine's).
+fn count(flag: &str, value: usize) -> anyhow::Result<usize> {
+    if !(1..=1_000_000).contains(&value) {
+        bail!("--{flag} must be between 1 and 1000000, got {value}");
+    }
+    Ok(value)
 }
 
 /// Loads the models and serves until SIGINT or SIGTERM.
@@ -92,7 +107,28 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             args.host
         );
     }
-    buffer_cache::bound(args.buffer_cache_mb << 20);
+    let limits = Limits {
+        max_queue: count("max-queue", args.max_queue)?,
+        max_body_bytes: args.max_body_bytes,
+        max_prompt_tokens: count("max-prompt-tokens", args.max_prompt_tokens)?,
+        max_output_tokens: args
+            .max_output_tokens
+            .map(|n| count("max-output-tokens", n))
+            .transpose()?,
+        max_connections: connection_cap(count("max-connections", args.max_connections)?),
+        header_timeout: seconds("header-timeout", args.header_timeout, false)?,
+        body_timeout: seconds("body-timeout", args.body_timeout, false)?,
+        write_timeout: seconds("write-timeout", args.write_timeout, false)?,
+    };
+    let grace = seconds("shutdown-grace", args.shutdown_grace, true)?;
+    let access = AccessPolicy::for_address(args.host)
+        .allow_hosts(&args.allow_hosts)
+        .allow_origins(&args.allow_origins);
+    let cache_bytes = args
+        .buffer_cache_mb
+        .checked_mul(1 << 20)
+        .context("--buffer-cache-mb is too large")?;
+    buffer_cache::bound(cache_bytes);
     let store = ModelStore::from_env();
     let names = if args.models.is_empty() {
         vec![DEFAULT_MODEL.to_owned()]
@@ -128,19 +164,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             created,
         });
     }
-    let limits = Limits {
-        max_queue: args.max_queue,
-        max_body_bytes: args.max_body_bytes,
-        max_prompt_tokens: args.max_prompt_tokens,
-        max_output_tokens: args.max_output_tokens,
-        max_connections: connection_cap(args.max_connections),
-        header_timeout: seconds("header-timeout", args.header_timeout)?,
-        body_timeout: seconds("body-timeout", args.body_timeout)?,
-    };
-    let grace = seconds("shutdown-grace", args.shutdown_grace)?;
-    let access = AccessPolicy::for_address(args.host)
-        .allow_hosts(&args.allow_hosts)
-        .allow_origins(&args.allow_origins);
     let state = AppState::new(models, args.api_key.clone(), limits).with_access(access);
 
     let runtime = tokio::runtime::Runtime::new()?;
@@ -179,22 +202,24 @@ fn connection_cap(wanted: usize) -> usize {
     }
 }
 
-/// Completes at the first SIGINT or SIGTERM; a second one exits the process at once.
+/// Completes at the first SIGINT or SIGTERM; a second one exits the process at once, with
+/// the shell's status for death by that signal (130 for Ctrl-C, 143 for SIGTERM).
 async fn shutdown_signal(grace: Duration) {
-    signal().await;
+    let _ = signal().await;
     eprintln!(
         "perch: shutting down: no new requests; finishing the ones in flight for up to {:.0} s \
          (press Ctrl-C again to quit now)",
         grace.as_secs_f64()
     );
     tokio::spawn(async {
-        signal().await;
+        let number = signal().await;
         eprintln!("perch: second signal: quitting now");
-        std::process::exit(130);
+        std::process::exit(128 + number);
     });
 }
 
-async fn signal() {
+/// Waits for SIGINT or SIGTERM and returns its number.
+async fn signal() -> i32 {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -210,7 +235,7 @@ async fn signal() {
     #[cfg(not(unix))]
     let terminate = std::future::pending::<()>();
     tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
+        _ = ctrl_c => 2,
+        _ = terminate => 15,
     }
 }

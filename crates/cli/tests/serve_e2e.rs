@@ -180,8 +180,51 @@ fn shutdown_cancels_what_outlives_the_grace_period_and_exits_0() {
         .expect("perch serve exits soon after the grace period, not after the prompt");
     assert!(status.success(), "{status:?}");
     // The client's stream ended with the server instead of hanging.
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut rest = Vec::new();
-    let _ = stream.read_to_end(&mut rest);
+    let ended = match stream.read_to_end(&mut rest) {
+        Ok(_) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    };
+    assert!(ended, "the abandoned stream was left open");
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+#[test]
+fn shutdown_lets_a_stream_in_flight_finish() {
+    let home = std::env::temp_dir().join(format!("perch-drain-{}", std::process::id()));
+    let mut server = Server::start(&["--shutdown-grace", "120"], &home);
+    let body = format!(
+        r#"{{"model":"{}","prompt":"The capital of France is","max_tokens":12,"temperature":0,"stream":true}}"#,
+        server.model_name()
+    );
+    let address = server
+        .base_url
+        .trim_start_matches("http://")
+        .trim_end_matches("/v1")
+        .to_owned();
+    let mut socket = TcpStream::connect(&address).unwrap();
+    write!(
+        socket,
+        "POST /v1/completions HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    socket.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    server.signal("TERM");
+    let mut rest = String::new();
+    socket.read_to_string(&mut rest).unwrap();
+    assert!(rest.contains("data: [DONE]"), "{rest}");
+    assert!(rest.contains(r#""finish_reason":"length""#), "{rest}");
+    let status = server
+        .exit_within(Duration::from_secs(60))
+        .expect("perch serve exits once the stream is done");
+    assert!(status.success(), "{status:?}");
     let _ = std::fs::remove_dir_all(&home);
 }
 
@@ -200,8 +243,26 @@ fn a_second_signal_quits_at_once() {
     let status = server
         .exit_within(Duration::from_secs(20))
         .expect("a second signal quits without waiting for the grace period");
-    assert_eq!(status.code(), Some(130));
+    assert_eq!(status.code(), Some(130), "128 + SIGINT");
     let _ = std::fs::remove_dir_all(&home);
+}
+
+#[test]
+fn refuses_limits_that_would_refuse_everything() {
+    for (flag, value) in [
+        ("--max-queue", "0"),
+        ("--max-connections", "0"),
+        ("--header-timeout", "0"),
+        ("--max-prompt-tokens", "0"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_perch"))
+            .args(["serve", "--port", "0", flag, value])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{flag} {value}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(flag), "{stderr}");
+    }
 }
 
 #[test]

@@ -12,10 +12,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::config::ModelConfig;
-use crate::generate::{self, Event, FinishReason, Finished, GenerateRequest};
+use crate::generate::{self, Event, FinishReason, Finished, GenerateRequest, Phase};
+use crate::job_queue::{Job, JobQueue};
 use crate::model::Model;
 use crate::text::template::{ChatMessage, TemplateContext};
 use crate::{EngineError, Result};
@@ -64,30 +65,22 @@ pub trait Engine: Send + Sync {
 /// to cancel.
 pub struct GenerationStream {
     events: tokio::sync::mpsc::UnboundedReceiver<Result<Event>>,
-    cancel: Canceller,
-}
-
-/// Cancels one generation from anywhere, at its next check (before the prompt starts,
-/// between prefill chunks, before each decode step).
-#[derive(Clone, Debug)]
-pub struct Canceller(Arc<AtomicBool>);
-
-impl Canceller {
-    /// Asks the generation to stop; it then ends with [`FinishReason::Cancelled`].
-    pub fn cancel(&self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
+    cancel: Arc<AtomicBool>,
+    queue: Arc<JobQueue>,
+    id: u64,
 }
 
 impl GenerationStream {
-    /// Asks the generation to stop at its next step (it then ends with `Cancelled`).
+    /// Asks the generation to stop at its next check (it then ends with `Cancelled`); one
+    /// still waiting for the model is taken out of the queue and ends at once.
     pub fn cancel(&self) {
-        self.cancel.cancel();
-    }
-
-    /// A handle that cancels this generation, to keep where the stream itself is not.
-    pub fn canceller(&self) -> Canceller {
-        self.cancel.clone()
+        self.cancel.store(true, Ordering::Relaxed);
+        if let Some(job) = self.queue.remove(self.id) {
+            let _span = job.span.enter();
+            let finished = generate::cancelled_summary(&job.request, Phase::Queued, 0, job.arrived);
+            log_cancelled(&finished);
+            let _ = job.events.send(Ok(Event::Done(finished)));
+        }
     }
 
     /// The next event, waiting for it; `None` after the last. Must not be called from
@@ -115,13 +108,6 @@ impl Drop for GenerationStream {
     }
 }
 
-struct Job {
-    request: GenerateRequest,
-    events: tokio::sync::mpsc::UnboundedSender<Result<Event>>,
-    cancel: Arc<AtomicBool>,
-    span: tracing::Span,
-}
-
 /// The text side of a model, shared with callers' threads (the network stays on the
 /// worker).
 struct TextSide {
@@ -133,7 +119,7 @@ struct TextSide {
 pub struct MlxEngine {
     info: ModelInfo,
     text: Arc<TextSide>,
-    jobs: Option<mpsc::Sender<Job>>,
+    jobs: Arc<JobQueue>,
     worker: Option<JoinHandle<()>>,
     /// Set when the engine is dropped: cancels whatever the worker is running or has
     /// queued, so dropping never waits for a long prompt.
@@ -144,7 +130,8 @@ impl MlxEngine {
     /// Loads the model at `path` on a new worker thread and waits until it is ready.
     pub fn load(path: &Path) -> Result<MlxEngine> {
         let (ready_tx, ready_rx) = mpsc::channel();
-        let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
+        let jobs = Arc::new(JobQueue::default());
+        let queue = jobs.clone();
         let owned = path.to_owned();
         let closing = Arc::new(AtomicBool::new(false));
         let closing_seen = closing.clone();
@@ -179,7 +166,7 @@ impl MlxEngine {
                 if ready_tx.send(Ok((info, text))).is_err() {
                     return;
                 }
-                for job in jobs_rx {
+                while let Some(job) = queue.pop() {
                     run_job(&model, job, &closing_seen);
                 }
             })
@@ -188,7 +175,7 @@ impl MlxEngine {
         Ok(MlxEngine {
             info,
             text: Arc::new(text),
-            jobs: Some(jobs_tx),
+            jobs,
             worker: Some(worker),
             closing,
         })
@@ -199,7 +186,7 @@ fn run_job(model: &Model, job: Job, closing: &AtomicBool) {
     let _span = job.span.enter();
     let events = job.events;
     let cancelled = || job.cancel.load(Ordering::Relaxed) || closing.load(Ordering::Relaxed);
-    let result = generate::generate(model, &job.request, &cancelled, |event| {
+    let result = generate::generate(model, &job.request, job.arrived, &cancelled, |event| {
         events.send(Ok(event)).is_ok()
     });
     match result {
@@ -267,30 +254,33 @@ impl Engine for MlxEngine {
     fn generate(&self, request: GenerateRequest) -> Result<GenerationStream> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let cancel = Arc::new(AtomicBool::new(false));
+        let id = self.jobs.next_id();
         let job = Job {
+            id,
             request,
             events: tx,
             cancel: cancel.clone(),
             span: tracing::Span::current(),
+            arrived: Instant::now(),
         };
-        self.jobs
-            .as_ref()
-            .ok_or(EngineError::Unloaded)?
-            .send(job)
-            .map_err(|_| EngineError::Unloaded)?;
+        if !self.jobs.push(job) {
+            return Err(EngineError::Unloaded);
+        }
         Ok(GenerationStream {
             events: rx,
-            cancel: Canceller(cancel),
+            cancel,
+            queue: self.jobs.clone(),
+            id,
         })
     }
 }
 
 impl Drop for MlxEngine {
     fn drop(&mut self) {
-        // Cancel the current and queued jobs, then close the channel: the worker's loop
+        // Cancel the current and queued jobs, then close the queue: the worker's loop
         // ends within one prefill chunk or decode step.
         self.closing.store(true, Ordering::Relaxed);
-        self.jobs.take();
+        self.jobs.close();
         if let Some(worker) = self.worker.take() {
             let _ = worker.join();
         }

@@ -123,15 +123,16 @@ pub enum Event {
     Done(Finished),
 }
 
-/// Runs `request` on `model`, calling `emit` with each event. Stops early when
-/// `cancelled` says so or `emit` returns false (the receiver is gone).
+/// Runs `request`, which arrived at `arrived`, on `model`, calling `emit` with each event.
+/// Stops early when `cancelled` says so or `emit` returns false (the receiver is gone).
 pub fn generate(
     model: &Model,
     request: &GenerateRequest,
+    arrived: Instant,
     cancelled: &dyn Fn() -> bool,
     mut emit: impl FnMut(Event) -> bool,
 ) -> Result<Finished> {
-    let start = Instant::now();
+    let start = arrived;
     if cancelled() {
         return Ok(cancelled_before_decode(
             request,
@@ -277,22 +278,33 @@ fn cancelled_before_decode(
     request: &GenerateRequest,
     phase: Phase,
     prefilled: usize,
-    start: Instant,
+    arrived: Instant,
     mut emit: impl FnMut(Event) -> bool,
 ) -> Finished {
-    let finished = Finished {
+    let finished = cancelled_summary(request, phase, prefilled, arrived);
+    emit(Event::Done(finished.clone()));
+    finished
+}
+
+/// The summary of a generation that arrived at `arrived` and was cancelled in `phase`
+/// (before decoding) after `prefilled` prompt tokens.
+pub fn cancelled_summary(
+    request: &GenerateRequest,
+    phase: Phase,
+    prefilled: usize,
+    arrived: Instant,
+) -> Finished {
+    Finished {
         reason: FinishReason::Cancelled(phase),
         prompt_tokens: request.prompt.len(),
         prefilled_tokens: prefilled,
         completion_tokens: 0,
         cached_tokens: 0,
-        time_to_first_token: start.elapsed(),
+        time_to_first_token: arrived.elapsed(),
         decode_time: Duration::ZERO,
         graph_build_time: Duration::ZERO,
         decode_steps: 0,
-    };
-    emit(Event::Done(finished.clone()));
-    finished
+    }
 }
 
 /// Host time to build one decode step's graph with the device idle, `steps` times (after

@@ -16,6 +16,7 @@ mod error;
 pub mod format;
 pub mod generate;
 pub mod import;
+mod job_queue;
 pub mod kv_cache;
 pub mod model;
 pub mod nn;
@@ -28,5 +29,5 @@ pub mod text;
 pub mod transformer;
 pub mod weights;
 
-pub use engine::{Canceller, Engine, GenerationStream, MlxEngine};
+pub use engine::{Engine, GenerationStream, MlxEngine};
 pub use error::{EngineError, Result};

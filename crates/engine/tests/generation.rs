@@ -243,14 +243,30 @@ fn own_engine() -> MlxEngine {
 
 #[test]
 fn cancelling_during_prefill_stops_between_chunks() {
-    let engine = own_engine();
-    let stream = engine.generate(long_prompt(8_000)).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    stream.cancel();
-    let end = end_of(stream);
+    // The generation loop itself, asked "cancelled?" once before the prompt and once
+    // before each prefill chunk: the answer turns to yes at the fourth question, after two
+    // chunks, whatever the device.
+    let model = perch_engine::model::Model::load(&test_model()).expect("SmolLM2 loads");
+    let asked = std::cell::Cell::new(0);
+    let cancelled = || {
+        asked.set(asked.get() + 1);
+        asked.get() >= 4
+    };
+    let request = long_prompt(8_000);
+    let end = perch_engine::generate::generate(
+        &model,
+        &request,
+        std::time::Instant::now(),
+        &cancelled,
+        |_| true,
+    )
+    .unwrap();
     assert_eq!(end.reason, FinishReason::Cancelled(Phase::Prefill));
+    // Two chunks ran: the first of PrefillPacer::FIRST tokens and one sized by its rate.
+    use perch_engine::prefill_pacer::PrefillPacer;
+    let first = PrefillPacer::FIRST;
     assert!(
-        end.prefilled_tokens > 0 && end.prefilled_tokens < 8_000,
+        end.prefilled_tokens > first && end.prefilled_tokens <= first * (1 + PrefillPacer::GROWTH),
         "stopped after {} of 8000 prompt tokens",
         end.prefilled_tokens
     );
@@ -275,12 +291,12 @@ fn dropping_the_engine_cancels_its_running_and_queued_requests() {
     let engine = own_engine();
     let running = engine.generate(long_prompt(8_000)).unwrap();
     let queued = engine.generate(long_prompt(8_000)).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
     drop(engine);
-    assert_eq!(
+    // Still queued or already reading its prompt: either way it ends at once, cancelled.
+    assert!(matches!(
         end_of(running).reason,
-        FinishReason::Cancelled(Phase::Prefill)
-    );
+        FinishReason::Cancelled(Phase::Queued | Phase::Prefill)
+    ));
     assert_eq!(
         end_of(queued).reason,
         FinishReason::Cancelled(Phase::Queued)

@@ -59,10 +59,14 @@ impl AccessPolicy {
         }
     }
 
-    /// Also answers to these host names (`*` turns the host check off).
+    /// Also answers to these host names (a port, if given, is ignored; `*` turns the host
+    /// check off).
     pub fn allow_hosts<S: AsRef<str>>(mut self, hosts: impl IntoIterator<Item = S>) -> Self {
-        self.hosts
-            .extend(hosts.into_iter().map(|h| normalize_host(h.as_ref())));
+        self.hosts.extend(
+            hosts
+                .into_iter()
+                .map(|h| normalize_host(strip_port(h.as_ref()))),
+        );
         self
     }
 
@@ -156,7 +160,7 @@ fn preflight(origin: &str, headers: &HeaderMap) -> Response {
     allow_origin(out, origin);
     out.insert(
         ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, POST, DELETE, OPTIONS"),
+        HeaderValue::from_static("GET, POST, OPTIONS"),
     );
     if let Some(asked) = headers.get(ACCESS_CONTROL_REQUEST_HEADERS) {
         out.insert(ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());

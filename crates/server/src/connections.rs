@@ -13,9 +13,9 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::{ApiError, AppState};
@@ -64,14 +64,11 @@ pub async fn serve(
         let _ = socket.set_nodelay(true);
         let connection =
             graceful.watch(http.serve_connection(TokioIo::new(socket), service.clone()));
-        let open = metrics::gauge!("perch_connections_open");
-        open.increment(1);
         connections.spawn(async move {
-            let _slot = slot;
+            let _open = OpenConnection::new(slot);
             if let Err(e) = connection.await {
                 tracing::debug!("connection ended: {e}");
             }
-            open.decrement(1);
         });
     }
     drop(listener);
@@ -90,7 +87,28 @@ pub async fn serve(
     Ok(())
 }
 
-/// Answers one 503 on a connection past the cap, and closes it.
+/// A connection's place under the cap, counted in `perch_connections_open` until it is
+/// dropped (however its task ends: finished, failed or aborted at shutdown).
+struct OpenConnection {
+    _slot: OwnedSemaphorePermit,
+}
+
+impl OpenConnection {
+    fn new(slot: OwnedSemaphorePermit) -> Self {
+        metrics::gauge!("perch_connections_open").increment(1);
+        OpenConnection { _slot: slot }
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        metrics::gauge!("perch_connections_open").decrement(1);
+    }
+}
+
+/// Answers one 503 on a connection past the cap, and closes it. The request the client
+/// already sent is read (briefly, boundedly) first: closing a socket with unread data
+/// sends a reset, which the client would see instead of the answer.
 async fn refuse(mut socket: TcpStream, max_connections: usize) {
     let body = ApiError::too_many_connections(max_connections)
         .body()
@@ -100,9 +118,12 @@ async fn refuse(mut socket: TcpStream, max_connections: usize) {
          connection: close\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     );
-    let write = async {
+    let answer = async {
         socket.write_all(response.as_bytes()).await?;
-        socket.shutdown().await
+        socket.shutdown().await?;
+        let mut unread = [0u8; 8192];
+        while socket.read(&mut unread).await? > 0 {}
+        Ok::<_, std::io::Error>(())
     };
-    let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+    let _ = tokio::time::timeout(Duration::from_millis(500), answer).await;
 }

@@ -2,10 +2,12 @@
 //! exporter. Behind the API key like every other route but `/health`.
 //!
 //! What is counted, and where:
-//! - `perch_http_requests_total{endpoint, status}`: every answer (the middleware here);
+//! - `perch_http_requests_total{endpoint, status}`: every answer (the middleware here),
+//!   with status 499 for a client that left first;
 //! - `perch_prompt_tokens_total`, `perch_completion_tokens_total`,
-//!   `perch_time_to_first_token_seconds`, `perch_inter_token_seconds` per `model`: each
-//!   finished generation (`openai/run.rs`);
+//!   `perch_time_to_first_token_seconds` (from arrival), `perch_inter_token_seconds` per
+//!   `model`: each finished generation (`openai/run.rs`; each gap between tokens is
+//!   recorded at its request's mean gap);
 //! - `perch_requests_admitted`: requests running or waiting for their model (`run.rs`);
 //! - `perch_requests_cancelled_total{phase}`: generations cancelled when queued, in
 //!   prefill or in decode (the engine, which alone sees a request whose client left);
@@ -78,18 +80,35 @@ async fn render(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// Counts each answer by route and status.
+/// Counts each answer by route and status; a request whose client went away before the
+/// answer counts with status 499 (as nginx logs it).
 pub(crate) async fn count_requests(request: Request, next: Next) -> Response {
     let endpoint = request
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched".to_owned(), |p| p.as_str().to_owned());
+    let mut count = Answer {
+        endpoint,
+        status: 499,
+    };
     let response = next.run(request).await;
-    metrics::counter!(
-        "perch_http_requests_total",
-        "endpoint" => endpoint,
-        "status" => response.status().as_u16().to_string()
-    )
-    .increment(1);
+    count.status = response.status().as_u16();
     response
+}
+
+/// Counts one answer when dropped, whether or not the handler finished.
+struct Answer {
+    endpoint: String,
+    status: u16,
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        metrics::counter!(
+            "perch_http_requests_total",
+            "endpoint" => std::mem::take(&mut self.endpoint),
+            "status" => self.status.to_string()
+        )
+        .increment(1);
+    }
 }

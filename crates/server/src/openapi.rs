@@ -26,10 +26,7 @@ use crate::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(
-        title = "Perch",
-        description = "OpenAI-compatible API of a Perch inference node"
-    ),
+    info(title = "Perch"),
     paths(
         crate::health::health,
         crate::openai::models::list,
@@ -125,9 +122,26 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new().route("/openapi.json", get(document))
 }
 
-/// The document, with `model` limited to the names this server answers for.
+/// The document, with `model` limited to the names this server answers for and the
+/// limits it enforces stated.
 async fn document(State(state): State<AppState>) -> Json<Document> {
     let mut document = ApiDoc::openapi();
+    let limits = &state.limits;
+    let output = limits
+        .max_output_tokens
+        .map_or("the model's context".to_owned(), |n| format!("{n} tokens"));
+    document.info.description = Some(format!(
+        "OpenAI-compatible API of a Perch inference node. Limits of this server: bodies up to \
+         {} bytes (413), sent within {} s (408); prompts up to {} tokens and the model's \
+         context, with max_tokens (400 context_length_exceeded); answers up to {output} \
+         (a larger max_tokens is lowered); {} requests admitted at once and {} connections \
+         (503 with Retry-After beyond).",
+        limits.max_body_bytes,
+        limits.body_timeout.as_secs_f64(),
+        limits.max_prompt_tokens,
+        limits.max_queue,
+        limits.max_connections,
+    ));
     let names: Vec<serde_json::Value> =
         state.models.iter().map(|m| m.name.clone().into()).collect();
     let schemas = document.components.as_mut().map(|c| &mut c.schemas);

@@ -36,6 +36,8 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// Time a request has to send its whole body (408 beyond).
     pub body_timeout: Duration,
+    /// Time a streaming client may go without reading before it is treated as gone.
+    pub write_timeout: Duration,
     /// Connections open at once; past it a connection gets one 503 and is closed.
     pub max_connections: usize,
 }
@@ -49,6 +51,7 @@ impl Default for Limits {
             max_output_tokens: None,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
             max_connections: 512,
         }
     }

@@ -134,7 +134,8 @@ async fn an_idle_keep_alive_connection_is_closed() {
         .write_all(b"GET /health HTTP/1.1\r\nhost: localhost\r\n\r\n")
         .await
         .unwrap();
-    let seen = read_to_close(&mut socket, Duration::from_secs(30))
+    // Five times the limit, and far below hyper's own default of 30 s.
+    let seen = read_to_close(&mut socket, Duration::from_secs(5))
         .await
         .expect("the idle connection was closed");
     assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
@@ -190,6 +191,11 @@ async fn connections_past_the_cap_get_one_503_and_are_closed() {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut extra = connect(&base).await;
+    // A real client sends its request at once; it must still read the answer, not a reset.
+    extra
+        .write_all(b"GET /health HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
     let seen = read_to_close(&mut extra, Duration::from_secs(10))
         .await
         .expect("the extra connection was answered and closed");

@@ -20,6 +20,8 @@ const MAX_STRING: u64 = 1 << 24;
 const MAX_ARRAY_DEPTH: u32 = 2;
 /// Most dimensions a tensor has in GGML.
 const MAX_DIMS: u32 = 4;
+/// Largest dimension: MLX stores shapes as 32-bit signed integers.
+const MAX_DIM: u64 = i32::MAX as u64;
 
 /// What the header says, once checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -180,6 +182,11 @@ fn tensor_bytes(name: &str, kind: u32, shape: &[u64]) -> Result<u64> {
     if shape.contains(&0) {
         return Err(malformed(format!("tensor {name:?} has an empty dimension")));
     }
+    if shape.iter().any(|&d| d > MAX_DIM) {
+        return Err(malformed(format!(
+            "tensor {name:?} has a dimension beyond {MAX_DIM}, more than MLX can hold"
+        )));
+    }
     if shape[0] % block != 0 {
         return Err(malformed(format!(
             "tensor {name:?}: rows of {} elements do not fill whole blocks of {block}",
@@ -295,6 +302,9 @@ impl<R: Read> Reader<R> {
             }
             9 if depth < MAX_ARRAY_DEPTH => {
                 let item = self.u32()?;
+                if scalar_bytes(item).is_none() && !matches!(item, 8 | 9) {
+                    return Err(malformed(format!("unknown metadata type {item}")));
+                }
                 match scalar_bytes(item) {
                     Some(size) => {
                         let n = self.u64()?;

@@ -46,7 +46,7 @@ pub fn check_safetensors(mut reader: impl Read, len: u64) -> Result<usize> {
     let Value::Object(entries) = header else {
         return Err(malformed("the header is not a JSON object"));
     };
-    let data_len = len - 8 - header_len;
+    let data_len = len.saturating_sub(8 + header_len);
     let mut ranges = Vec::new();
     for (name, entry) in &entries {
         if name == "__metadata__" {
@@ -102,6 +102,9 @@ fn tensor_range(name: &str, entry: &Value) -> Result<(u64, u64)> {
         (Some(b), Some(e)) if b <= e => (b, e),
         _ => return Err(bad("data_offsets is not [begin, end] with begin ≤ end")),
     };
+    if shape.iter().any(|&d| d > i32::MAX as u64) {
+        return Err(bad("a dimension is beyond what MLX can hold (2^31 - 1)"));
+    }
     let bits = shape
         .iter()
         .try_fold(element_bits, |n, &d| n.checked_mul(d))

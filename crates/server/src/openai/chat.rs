@@ -27,6 +27,6 @@ pub(crate) async fn create(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<ChatCompletionRequest>,
 ) -> Result<Response, ApiError> {
-    let request = validate::chat(&state, body)?;
+    let request = validate::off_runtime(&state, move |state| validate::chat(state, body)).await?;
     respond(&state, Family::Chat, request).await
 }

@@ -27,6 +27,7 @@ pub(crate) async fn create(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<CompletionRequest>,
 ) -> Result<Response, ApiError> {
-    let request = validate::completion(&state, body)?;
+    let request =
+        validate::off_runtime(&state, move |state| validate::completion(state, body)).await?;
     respond(&state, Family::Completion, request).await
 }

@@ -4,7 +4,7 @@
 //! endpoints differ only in the shapes of a choice, which [`Family`] supplies.
 
 use std::convert::Infallible;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 
 use super::logprobs;
 use super::responses::{
-    AssistantMessage, ChatChoice, ChatCompletion, ChatCompletionChunk, ChunkChoice, Completion,
-    CompletionChoice, Delta,
+    AssistantMessage, ChatChoice, ChatCompletion, ChatCompletionChunk, ChunkChoice, ChunkUsage,
+    Completion, CompletionChoice, Delta,
 };
 use super::run::{self, Running};
 use super::types::{PromptTokensDetails, Usage};
@@ -153,9 +153,6 @@ struct ChunkParts {
     finish_reason: Option<&'static str>,
 }
 
-/// `usage` on a stream chunk: absent unless asked for, then null until the last chunk.
-type ChunkUsage = Option<Option<Usage>>;
-
 fn finish_reason(f: &Finished) -> &'static str {
     match f.reason {
         FinishReason::Length => "length",
@@ -188,7 +185,7 @@ pub(crate) async fn respond(
 ) -> Result<Response, ApiError> {
     let running = run::start(state, family.endpoint(), &request)?;
     if request.stream {
-        Ok(stream(family, request, running).into_response())
+        Ok(stream(family, request, running, state.limits.write_timeout).into_response())
     } else {
         Ok(Json(collect(family, &request, running).await?).into_response())
     }
@@ -236,10 +233,22 @@ fn stream(
     family: Family,
     request: ValidRequest,
     mut running: Running,
+    write_timeout: Duration,
 ) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>> {
     let id = family.id();
     let created = created();
     let stream = async_stream(move |tx| async move {
+        // A client that keeps its connection open but reads nothing for `write_timeout`
+        // is treated as gone.
+        let send = |event: SseEvent| {
+            let tx = &tx;
+            async move {
+                matches!(
+                    tokio::time::timeout(write_timeout, tx.send(event)).await,
+                    Ok(Ok(()))
+                )
+            }
+        };
         let at = Envelope {
             id: &id,
             created,
@@ -259,7 +268,9 @@ fn stream(
                 logprobs: Value::Null,
                 finish_reason: None,
             };
-            let _ = tx.send(chunk(Some(opening), no_usage())).await;
+            if !send(chunk(Some(opening), no_usage())).await {
+                return;
+            }
             first = false;
         }
         loop {
@@ -288,7 +299,7 @@ fn stream(
                         finish_reason: None,
                     };
                     first = false;
-                    if tx.send(chunk(Some(choice), no_usage())).await.is_err() {
+                    if !send(chunk(Some(choice), no_usage())).await {
                         return;
                     }
                 }
@@ -300,22 +311,23 @@ fn stream(
                         logprobs: Value::Null,
                         finish_reason: Some(finish_reason(&finished)),
                     };
-                    let _ = tx.send(chunk(Some(last), no_usage())).await;
-                    if request.include_usage {
-                        let _ = tx.send(chunk(None, Some(Some(usage(&finished))))).await;
+                    if !send(chunk(Some(last), no_usage())).await {
+                        return;
+                    }
+                    let usage = chunk(None, Some(Some(usage(&finished))));
+                    if request.include_usage && !send(usage).await {
+                        return;
                     }
                     break;
                 }
                 Err(e) => {
                     let error = ApiError::from(e);
-                    let _ = tx
-                        .send(SseEvent::default().data(error.body().to_string()))
-                        .await;
+                    send(SseEvent::default().data(error.body().to_string())).await;
                     break;
                 }
             }
         }
-        let _ = tx.send(SseEvent::default().data("[DONE]")).await;
+        send(SseEvent::default().data("[DONE]")).await;
     });
     Sse::new(stream)
 }

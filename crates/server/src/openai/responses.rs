@@ -10,7 +10,7 @@ use super::types::Usage;
 
 /// `usage` on a stream chunk: absent unless `stream_options.include_usage`, then `null`
 /// on every chunk but the last.
-type ChunkUsage = Option<Option<Usage>>;
+pub(crate) type ChunkUsage = Option<Option<Usage>>;
 
 /// A whole chat answer (`object: "chat.completion"`).
 #[derive(Debug, Serialize, ToSchema)]

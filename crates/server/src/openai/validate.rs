@@ -19,6 +19,19 @@ pub(crate) struct ValidRequest {
     pub logprobs: Option<usize>,
 }
 
+/// Runs `check` (which renders templates and tokenizes: CPU work that grows with the body)
+/// on the blocking pool, so it never holds up the async workers that accept connections
+/// and notice clients leaving.
+pub(crate) async fn off_runtime(
+    state: &AppState,
+    check: impl FnOnce(&AppState) -> Result<ValidRequest, ApiError> + Send + 'static,
+) -> Result<ValidRequest, ApiError> {
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || check(&state))
+        .await
+        .map_err(|e| ApiError::internal(format!("checking the request failed: {e}")))?
+}
+
 pub(crate) fn chat(
     state: &AppState,
     body: ChatCompletionRequest,
@@ -172,14 +185,15 @@ fn finish(
     logprobs: Option<usize>,
 ) -> Result<ValidRequest, ApiError> {
     let context = model.engine.info().config.max_position_embeddings as usize;
-    let limit = context.min(state.limits.max_prompt_tokens);
-    if prompt.len() >= limit {
+    // A prompt must leave room in the context for at least one generated token.
+    let longest = (context - 1).min(state.limits.max_prompt_tokens);
+    if prompt.len() > longest {
         return Err(ApiError::context_length(
             prompt_field,
             format!(
-                "the prompt is {} tokens but this model accepts at most {} (context {context})",
+                "the prompt is {} tokens but this server accepts at most {longest} for this \
+                 model (context {context})",
                 prompt.len(),
-                limit - 1
             ),
         ));
     }
@@ -233,6 +247,9 @@ fn finish(
         }
     };
     let room = context - prompt.len();
+    // The server's cap lowers what is asked for before the context is checked.
+    let cap = state.limits.max_output_tokens.unwrap_or(usize::MAX);
+    let max_tokens = max_tokens.map(|n| (n as usize).min(cap));
     let max_tokens = match max_tokens {
         Some(0) => {
             return Err(ApiError::invalid_field(
@@ -240,21 +257,20 @@ fn finish(
                 "max_tokens must be at least 1",
             ))
         }
-        Some(n) if n as usize > room => {
+        Some(n) if n > room => {
             return Err(ApiError::context_length(
                 "max_tokens",
                 format!(
                     "the prompt is {} tokens and max_tokens is {n}: {} in all, beyond this \
                      model's context of {context} tokens; ask for at most {room}",
                     prompt.len(),
-                    prompt.len() + n as usize
+                    prompt.len() + n
                 ),
             ))
         }
-        Some(n) => n as usize,
-        None => room,
+        Some(n) => n,
+        None => room.min(cap),
     };
-    let max_tokens = max_tokens.min(state.limits.max_output_tokens.unwrap_or(usize::MAX));
     let sampling = SamplingParams {
         temperature: s.temperature.unwrap_or(1.0),
         top_p: s.top_p.unwrap_or(1.0),

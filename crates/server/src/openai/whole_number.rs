@@ -8,7 +8,7 @@ use serde_json::Number;
 fn whole<T: TryFrom<u64>, E: Error>(n: &Number) -> Result<T, E> {
     let value = match (n.as_u64(), n.as_f64()) {
         (Some(v), _) => Some(v),
-        (None, Some(f)) if f >= 0.0 && f.fract() == 0.0 && f <= u64::MAX as f64 => Some(f as u64),
+        (None, Some(f)) if f >= 0.0 && f.fract() == 0.0 && f < u64::MAX as f64 => Some(f as u64),
         _ => None,
     };
     value
