@@ -11,6 +11,8 @@ import argparse
 import asyncio
 import random
 import re
+import subprocess
+import sys
 import time
 
 import httpx
@@ -19,13 +21,17 @@ PHASES = ("survivor", "queued", "prefill", "decode")
 
 
 def status_of(pid: int) -> dict:
-    """VmRSS (bytes) and Threads of a process, from /proc."""
-    fields = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            fields[key] = value.strip()
-    return {"rss": int(fields["VmRSS"].split()[0]) * 1024, "threads": int(fields["Threads"])}
+    """Resident memory (bytes) and thread count of a process, through `ps` (Linux and
+    macOS)."""
+    rss = subprocess.run(["ps", "-o", "rss=", "-p", str(pid)], capture_output=True,
+                         text=True, check=True).stdout
+    if sys.platform == "darwin":
+        threads = len(subprocess.run(["ps", "-M", "-p", str(pid)], capture_output=True,
+                                     text=True, check=True).stdout.splitlines()) - 1
+    else:
+        threads = int(subprocess.run(["ps", "-o", "nlwp=", "-p", str(pid)], capture_output=True,
+                                     text=True, check=True).stdout)
+    return {"rss": int(rss) * 1024, "threads": threads}
 
 
 def metric(text: str, name: str) -> float:

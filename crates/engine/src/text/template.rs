@@ -2,7 +2,9 @@
 //! string/list methods (`pycompat`), and the helpers real templates call
 //! (`raise_exception`, `strftime_now`). A template from a model file is code from the
 //! internet: each render is bounded in instructions ([`FUEL`]) and in output
-//! ([`MAX_OUTPUT`]).
+//! ([`MAX_OUTPUT`]). minijinja has no bound on the memory of intermediate values, so a
+//! hostile template can still build a huge string in a few instructions (doubling one in
+//! a loop); that is the one hole left, and only a model file the user chose can open it.
 
 use minijinja::{Environment, Error, ErrorKind, Value};
 use serde::Serialize;
