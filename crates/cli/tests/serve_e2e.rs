@@ -74,10 +74,15 @@ impl Server {
     /// this CPU, and waits for its response headers; returns the open connection.
     fn start_long_stream(&self) -> TcpStream {
         let prompt: Vec<String> = (0..8_000).map(|i| (100 + i % 20_000).to_string()).collect();
+        self.start_stream(&format!("[{}]", prompt.join(",")), 1)
+    }
+
+    /// Starts a streaming completion of `prompt` (JSON) over a raw connection and waits
+    /// for its response headers; returns the open connection.
+    fn start_stream(&self, prompt: &str, max_tokens: usize) -> TcpStream {
         let body = format!(
-            r#"{{"model":"{}","prompt":[{}],"max_tokens":1,"stream":true}}"#,
+            r#"{{"model":"{}","prompt":{prompt},"max_tokens":{max_tokens},"temperature":0,"stream":true}}"#,
             self.model_name(),
-            prompt.join(",")
         );
         let address = self
             .base_url
@@ -196,26 +201,7 @@ fn shutdown_cancels_what_outlives_the_grace_period_and_exits_0() {
 fn shutdown_lets_a_stream_in_flight_finish() {
     let home = std::env::temp_dir().join(format!("perch-drain-{}", std::process::id()));
     let mut server = Server::start(&["--shutdown-grace", "120"], &home);
-    let body = format!(
-        r#"{{"model":"{}","prompt":"The capital of France is","max_tokens":12,"temperature":0,"stream":true}}"#,
-        server.model_name()
-    );
-    let address = server
-        .base_url
-        .trim_start_matches("http://")
-        .trim_end_matches("/v1")
-        .to_owned();
-    let mut socket = TcpStream::connect(&address).unwrap();
-    write!(
-        socket,
-        "POST /v1/completions HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\n\
-         content-length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut head = [0u8; 12];
-    socket.read_exact(&mut head).unwrap();
-    assert_eq!(&head, b"HTTP/1.1 200");
+    let mut socket = server.start_stream(r#""The capital of France is""#, 12);
     server.signal("TERM");
     let mut rest = String::new();
     socket.read_to_string(&mut rest).unwrap();

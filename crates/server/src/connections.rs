@@ -15,9 +15,10 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::metrics::CountedPermit;
 use crate::{ApiError, AppState};
 
 /// Serves the API on `listener` until `shutdown` completes; then stops accepting, lets
@@ -65,7 +66,7 @@ pub async fn serve(
         let connection =
             graceful.watch(http.serve_connection(TokioIo::new(socket), service.clone()));
         connections.spawn(async move {
-            let _open = OpenConnection::new(slot);
+            let _open = CountedPermit::new(slot, "perch_connections_open");
             if let Err(e) = connection.await {
                 tracing::debug!("connection ended: {e}");
             }
@@ -85,25 +86,6 @@ pub async fn serve(
     while connections.join_next().await.is_some() {}
     upkeep.abort();
     Ok(())
-}
-
-/// A connection's place under the cap, counted in `perch_connections_open` until it is
-/// dropped (however its task ends: finished, failed or aborted at shutdown).
-struct OpenConnection {
-    _slot: OwnedSemaphorePermit,
-}
-
-impl OpenConnection {
-    fn new(slot: OwnedSemaphorePermit) -> Self {
-        metrics::gauge!("perch_connections_open").increment(1);
-        OpenConnection { _slot: slot }
-    }
-}
-
-impl Drop for OpenConnection {
-    fn drop(&mut self) {
-        metrics::gauge!("perch_connections_open").decrement(1);
-    }
 }
 
 /// Answers one 503 on a connection past the cap, and closes it. The request the client

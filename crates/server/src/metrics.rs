@@ -24,6 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::AppState;
 
@@ -110,5 +111,28 @@ impl Drop for Answer {
             "status" => self.status.to_string()
         )
         .increment(1);
+    }
+}
+
+/// A place under a limit (a queue slot, an open connection), counted in `gauge` for as
+/// long as it is held, however its holder ends: finished, failed or aborted.
+pub(crate) struct CountedPermit {
+    _permit: OwnedSemaphorePermit,
+    gauge: &'static str,
+}
+
+impl CountedPermit {
+    pub(crate) fn new(permit: OwnedSemaphorePermit, gauge: &'static str) -> Self {
+        metrics::gauge!(gauge).increment(1);
+        CountedPermit {
+            _permit: permit,
+            gauge,
+        }
+    }
+}
+
+impl Drop for CountedPermit {
+    fn drop(&mut self) {
+        metrics::gauge!(self.gauge).decrement(1);
     }
 }

@@ -6,34 +6,16 @@
 
 use perch_engine::generate::{Event, Finished};
 use perch_engine::{EngineError, GenerationStream};
-use tokio::sync::OwnedSemaphorePermit;
 
 use super::validate::ValidRequest;
+use crate::metrics::CountedPermit;
 use crate::{ApiError, AppState};
 
 /// A running generation, for a handler to render. Dropping it cancels the generation.
 pub(crate) struct Running {
     stream: GenerationStream,
-    _slot: QueueSlot,
-}
-
-/// A place among the requests admitted at once (freed when dropped); counted in
-/// `perch_requests_admitted`.
-struct QueueSlot {
-    _permit: OwnedSemaphorePermit,
-}
-
-impl QueueSlot {
-    fn new(permit: OwnedSemaphorePermit) -> Self {
-        metrics::gauge!("perch_requests_admitted").increment(1);
-        QueueSlot { _permit: permit }
-    }
-}
-
-impl Drop for QueueSlot {
-    fn drop(&mut self) {
-        metrics::gauge!("perch_requests_admitted").decrement(1);
-    }
+    /// A place among the requests admitted at once, counted in `perch_requests_admitted`.
+    _slot: CountedPermit,
 }
 
 impl Running {
@@ -59,7 +41,7 @@ pub(crate) fn start(
     let stream = span.in_scope(|| request.model.engine.generate(request.generate.clone()))?;
     Ok(Running {
         stream,
-        _slot: QueueSlot::new(slot),
+        _slot: CountedPermit::new(slot, "perch_requests_admitted"),
     })
 }
 
