@@ -119,11 +119,10 @@ struct TextSide {
 pub struct MlxEngine {
     info: ModelInfo,
     text: Arc<TextSide>,
+    /// Closed when the engine is dropped, which cancels whatever the worker is running or
+    /// has queued, so dropping never waits for a long prompt.
     jobs: Arc<JobQueue>,
     worker: Option<JoinHandle<()>>,
-    /// Set when the engine is dropped: cancels whatever the worker is running or has
-    /// queued, so dropping never waits for a long prompt.
-    closing: Arc<AtomicBool>,
 }
 
 impl MlxEngine {
@@ -133,8 +132,6 @@ impl MlxEngine {
         let jobs = Arc::new(JobQueue::default());
         let queue = jobs.clone();
         let owned = path.to_owned();
-        let closing = Arc::new(AtomicBool::new(false));
-        let closing_seen = closing.clone();
         let worker = std::thread::Builder::new()
             .name(format!(
                 "perch-model-{}",
@@ -167,7 +164,7 @@ impl MlxEngine {
                     return;
                 }
                 while let Some(job) = queue.pop() {
-                    run_job(&model, job, &closing_seen);
+                    run_job(&model, job, &queue);
                 }
             })
             .map_err(|e| EngineError::io(path, e))?;
@@ -177,15 +174,14 @@ impl MlxEngine {
             text: Arc::new(text),
             jobs,
             worker: Some(worker),
-            closing,
         })
     }
 }
 
-fn run_job(model: &Model, job: Job, closing: &AtomicBool) {
+fn run_job(model: &Model, job: Job, queue: &JobQueue) {
     let _span = job.span.enter();
     let events = job.events;
-    let cancelled = || job.cancel.load(Ordering::Relaxed) || closing.load(Ordering::Relaxed);
+    let cancelled = || job.cancel.load(Ordering::Relaxed) || queue.is_closed();
     let result = generate::generate(model, &job.request, job.arrived, &cancelled, |event| {
         events.send(Ok(event)).is_ok()
     });
@@ -277,9 +273,8 @@ impl Engine for MlxEngine {
 
 impl Drop for MlxEngine {
     fn drop(&mut self) {
-        // Cancel the current and queued jobs, then close the queue: the worker's loop
-        // ends within one prefill chunk or decode step.
-        self.closing.store(true, Ordering::Relaxed);
+        // Closing the queue cancels the current and queued jobs: the worker's loop ends
+        // within one prefill chunk or decode step.
         self.jobs.close();
         if let Some(worker) = self.worker.take() {
             let _ = worker.join();

@@ -98,7 +98,7 @@ pub struct Finished {
     pub completion_tokens: usize,
     /// Prompt tokens whose keys and values were reused from a cache.
     pub cached_tokens: usize,
-    /// From start to the first token being known (prefill).
+    /// From arrival (time waiting for the model included) to the first token being known.
     pub time_to_first_token: Duration,
     /// From the first token to the end.
     pub decode_time: Duration,
@@ -132,13 +132,12 @@ pub fn generate(
     cancelled: &dyn Fn() -> bool,
     mut emit: impl FnMut(Event) -> bool,
 ) -> Result<Finished> {
-    let start = arrived;
     if cancelled() {
         return Ok(cancelled_before_decode(
             request,
             Phase::Queued,
             0,
-            start,
+            arrived,
             emit,
         ));
     }
@@ -179,7 +178,7 @@ pub fn generate(
                 request,
                 Phase::Prefill,
                 processed,
-                start,
+                arrived,
                 emit,
             ))
         }
@@ -263,7 +262,7 @@ pub fn generate(
         prefilled_tokens: request.prompt.len(),
         completion_tokens: generated,
         cached_tokens: 0,
-        time_to_first_token: first - start,
+        time_to_first_token: first - arrived,
         decode_time: first.elapsed(),
         graph_build_time,
         decode_steps,

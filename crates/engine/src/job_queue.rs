@@ -4,7 +4,7 @@
 //! than when the worker would have reached it.
 
 use std::collections::VecDeque;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -26,7 +26,6 @@ pub(crate) struct Job {
 #[derive(Default)]
 struct Waiting {
     jobs: VecDeque<Job>,
-    closed: bool,
     next_id: u64,
 }
 
@@ -35,6 +34,9 @@ struct Waiting {
 pub(crate) struct JobQueue {
     waiting: Mutex<Waiting>,
     ready: Condvar,
+    /// Set (under the lock) by [`JobQueue::close`]; read without it by the running job's
+    /// cancellation checks.
+    closed: AtomicBool,
 }
 
 impl JobQueue {
@@ -53,7 +55,7 @@ impl JobQueue {
     /// Queues `job`; false (and the job dropped) if the queue is closed.
     pub fn push(&self, job: Job) -> bool {
         let mut waiting = self.lock();
-        if waiting.closed {
+        if self.is_closed() {
             return false;
         }
         waiting.jobs.push_back(job);
@@ -68,7 +70,7 @@ impl JobQueue {
             if let Some(job) = waiting.jobs.pop_front() {
                 return Some(job);
             }
-            if waiting.closed {
+            if self.is_closed() {
                 return None;
             }
             waiting = self.ready.wait(waiting).unwrap_or_else(|e| e.into_inner());
@@ -84,8 +86,15 @@ impl JobQueue {
 
     /// Accepts no more jobs; the worker finishes the queued ones (cancelled) and stops.
     pub fn close(&self) {
-        self.lock().closed = true;
+        let _waiting = self.lock();
+        self.closed.store(true, Ordering::Relaxed);
         self.ready.notify_all();
+    }
+
+    /// Whether [`JobQueue::close`] was called: the engine is going away, and whatever runs
+    /// or waits is cancelled.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
     }
 }
 

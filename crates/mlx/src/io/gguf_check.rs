@@ -11,6 +11,7 @@
 use std::collections::HashSet;
 use std::io::Read;
 
+use super::MAX_DIM;
 use crate::{Error, Result};
 
 /// Longest string the header may hold (a tokenizer's merges list holds many strings,
@@ -20,8 +21,6 @@ const MAX_STRING: u64 = 1 << 24;
 const MAX_ARRAY_DEPTH: u32 = 2;
 /// Most dimensions a tensor has in GGML.
 const MAX_DIMS: u32 = 4;
-/// Largest dimension: MLX stores shapes as 32-bit signed integers.
-const MAX_DIM: u64 = i32::MAX as u64;
 
 /// What the header says, once checked.
 #[derive(Clone, Debug, PartialEq, Eq)]

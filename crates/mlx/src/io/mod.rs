@@ -12,6 +12,10 @@ pub use gguf_check::{check_gguf, GgufSummary};
 pub use safetensors::{load_safetensors, save_safetensors, Safetensors};
 pub use safetensors_check::check_safetensors;
 
+/// Largest dimension a checked file may declare: MLX stores shapes as 32-bit signed
+/// integers.
+const MAX_DIM: u64 = i32::MAX as u64;
+
 use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;

@@ -8,6 +8,7 @@ use std::io::Read;
 
 use serde_json::Value;
 
+use super::MAX_DIM;
 use crate::{Error, Result};
 
 /// Largest header accepted (the reference implementation's bound).
@@ -102,7 +103,7 @@ fn tensor_range(name: &str, entry: &Value) -> Result<(u64, u64)> {
         (Some(b), Some(e)) if b <= e => (b, e),
         _ => return Err(bad("data_offsets is not [begin, end] with begin ≤ end")),
     };
-    if shape.iter().any(|&d| d > i32::MAX as u64) {
+    if shape.iter().any(|&d| d > MAX_DIM) {
         return Err(bad("a dimension is beyond what MLX can hold (2^31 - 1)"));
     }
     let bits = shape

@@ -314,8 +314,9 @@ fn stream(
                     if !send(chunk(Some(last), no_usage())).await {
                         return;
                     }
-                    let usage = chunk(None, Some(Some(usage(&finished))));
-                    if request.include_usage && !send(usage).await {
+                    if request.include_usage
+                        && !send(chunk(None, Some(Some(usage(&finished))))).await
+                    {
                         return;
                     }
                     break;
