@@ -8,7 +8,8 @@ use perch_engine::generate::{Event, GenerateRequest};
 use perch_engine::sampler::SamplingParams;
 use perch_engine::text::template::ChatMessage;
 use perch_engine::{Engine, MlxEngine};
-use perch_runtime::ModelStore;
+use perch_runtime::names::{self, ModelName, Origin};
+use perch_runtime::{hf_cache, node, ModelStore};
 
 /// Arguments of `perch run`.
 #[derive(clap::Args)]
@@ -25,11 +26,17 @@ pub struct RunArgs {
 
 /// Runs the chat loop on stdin and stdout.
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
-    let resolved = ModelStore::from_env().resolve(&args.model)?;
-    eprintln!("loading {} …", resolved.name);
-    let engine = MlxEngine::load(&resolved.path)
-        .with_context(|| format!("loading {}", resolved.path.display()))?;
-    eprintln!("{} ready. Type a message; /bye to quit.", resolved.name);
+    let (name, path) = match names::parse(&args.model, Origin::Local)? {
+        ModelName::Path(path) => (args.model.clone(), path),
+        _ => {
+            let store = ModelStore::new(node::default_home(), hf_cache::from_env());
+            let model = node::ensure_local(&store, &args.model)?;
+            (model.name().to_owned(), model.load_path())
+        }
+    };
+    eprintln!("loading {name} …");
+    let engine = MlxEngine::load(&path).with_context(|| format!("loading {}", path.display()))?;
+    eprintln!("{name} ready. Type a message; /bye to quit.");
     let mut history: Vec<ChatMessage> = Vec::new();
     let stdin = std::io::stdin();
     let mut stdout = std::io::stdout();

@@ -1,17 +1,18 @@
-//! `perch serve`: load models and serve the OpenAI-compatible API. Loopback unless told
+//! `perch serve`: start the node, load the models named (kept loaded), and serve the
+//! OpenAI-compatible API; other models in the store load on first use. Loopback unless told
 //! otherwise; any other address needs an API key. On SIGINT or SIGTERM it stops accepting,
 //! lets requests in flight finish for a grace period, cancels the rest and exits 0; a
 //! second signal exits at once.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
-use perch_engine::{buffer_cache, Engine, MlxEngine};
+use perch_engine::buffer_cache;
 use perch_runtime::catalog::DEFAULT_MODEL;
-use perch_runtime::ModelStore;
-use perch_server::{AccessPolicy, AppState, Limits, ServedModel};
+use perch_runtime::names::{self, ModelName, Origin};
+use perch_runtime::{KeepAlive, LocalModel, Node, NodeSettings};
+use perch_server::{AccessPolicy, AppState, Limits};
 
 /// Arguments of `perch serve`.
 #[derive(clap::Args)]
@@ -128,55 +129,67 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .buffer_cache_mb
         .checked_mul(1 << 20)
         .context("--buffer-cache-mb is too large")?;
-    buffer_cache::bound(cache_bytes);
-    let store = ModelStore::from_env();
+    let mut settings = NodeSettings::from_env();
+    settings.buffer_cache = cache_bytes as u64;
     let names = if args.models.is_empty() {
         vec![DEFAULT_MODEL.to_owned()]
     } else {
         args.models.clone()
     };
-    let mut models = Vec::new();
-    for name in &names {
-        let resolved = store
-            .resolve(name)
-            .with_context(|| format!("resolving {name}"))?;
-        eprintln!(
-            "perch: loading {} from {} …",
-            resolved.name,
-            resolved.path.display()
-        );
-        let engine = MlxEngine::load(&resolved.path)
-            .with_context(|| format!("loading {}", resolved.path.display()))?;
-        let info = engine.info();
-        eprintln!(
-            "perch: {} ready in {:.1} s ({:.0} MB of weights, context {})",
-            resolved.name,
-            info.load_time.as_secs_f64(),
-            info.weights_bytes as f64 / 1e6,
-            info.config.max_position_embeddings
-        );
-        let created = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        models.push(ServedModel {
-            name: resolved.name,
-            engine: Arc::new(engine),
-            created,
-        });
-    }
-    let state = AppState::new(models, args.api_key.clone(), limits).with_access(access);
 
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
+        let node = Node::start(settings);
+        let mut served = Vec::new();
+        for name in &names {
+            let (shared, owned) = (node.clone(), name.clone());
+            let local = tokio::task::spawn_blocking(move || local_model(&shared, &owned))
+                .await?
+                .with_context(|| format!("finding {name}"))?;
+            eprintln!("perch: loading {} …", local.name());
+            let loaded = node
+                .manager
+                .load(local.name(), Some(KeepAlive::Forever))
+                .await
+                .with_context(|| format!("loading {name}"))?;
+            let info = loaded.engine.info();
+            eprintln!(
+                "perch: {} ready in {:.1} s ({:.0} MB of weights, context {})",
+                loaded.name,
+                info.load_time.as_secs_f64(),
+                info.weights_bytes as f64 / 1e6,
+                loaded.context_length()
+            );
+            served.push(loaded.name.clone());
+        }
+        let state = AppState::new(node, args.api_key.clone(), limits).with_access(access);
         let listener = tokio::net::TcpListener::bind((args.host, args.port))
             .await
             .with_context(|| format!("listening on {}:{}", args.host, args.port))?;
         let address = listener.local_addr()?;
-        println!("perch: serving {} on http://{address}/v1", names.join(", "));
+        println!(
+            "perch: serving {} on http://{address}/v1",
+            served.join(", ")
+        );
         perch_server::serve(listener, state, shutdown_signal(grace), grace).await?;
         eprintln!("perch: stopped");
         Ok(())
     })
+}
+
+/// The model `name` names on this machine: a path is added to the store (once), a
+/// catalog alias is fetched if it is not there yet. Blocking.
+fn local_model(node: &Node, name: &str) -> anyhow::Result<LocalModel> {
+    match names::parse(name, Origin::Local)? {
+        ModelName::Path(path) => {
+            let label = ModelName::Path(path.clone()).canonical();
+            match node.store.get(&label) {
+                Some(model) => Ok(model),
+                None => Ok(node.store.add(&path, None)?),
+            }
+        }
+        _ => Ok(node.ensure_local(name)?),
+    }
 }
 
 /// Raises the soft open-file limit to the hard one and caps `wanted` connections below

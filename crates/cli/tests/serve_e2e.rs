@@ -102,9 +102,11 @@ impl Server {
         socket
     }
 
+    /// The name `perch serve --model PATH` gives the model: its file name without
+    /// `.gguf`.
     fn model_name(&self) -> String {
         test_model()
-            .file_name()
+            .file_stem()
             .unwrap()
             .to_string_lossy()
             .into_owned()

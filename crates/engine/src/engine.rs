@@ -8,7 +8,7 @@
 //! with the phase it was in) name the request they belong to.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -59,6 +59,8 @@ pub trait Engine: Send + Sync {
     /// Starts generating; events arrive on the returned stream. Dropping the stream
     /// cancels the generation at its next step.
     fn generate(&self, request: GenerateRequest) -> Result<GenerationStream>;
+    /// Bytes of key/value cache the running generation holds now (0 when idle).
+    fn kv_bytes_in_use(&self) -> usize;
 }
 
 /// The events of one generation. Iterate it (blocking) or await [`Self::recv`]; drop it
@@ -122,6 +124,8 @@ pub struct MlxEngine {
     /// Closed when the engine is dropped, which cancels whatever the worker is running or
     /// has queued, so dropping never waits for a long prompt.
     jobs: Arc<JobQueue>,
+    /// Tokens in the running generation's cache (prompt and generated so far).
+    cached_tokens: Arc<AtomicUsize>,
     worker: Option<JoinHandle<()>>,
 }
 
@@ -131,6 +135,8 @@ impl MlxEngine {
         let (ready_tx, ready_rx) = mpsc::channel();
         let jobs = Arc::new(JobQueue::default());
         let queue = jobs.clone();
+        let cached_tokens = Arc::new(AtomicUsize::new(0));
+        let cached = cached_tokens.clone();
         let owned = path.to_owned();
         let worker = std::thread::Builder::new()
             .name(format!(
@@ -164,7 +170,7 @@ impl MlxEngine {
                     return;
                 }
                 while let Some(job) = queue.pop() {
-                    run_job(&model, job, &queue);
+                    run_job(&model, job, &queue, &cached);
                 }
             })
             .map_err(|e| EngineError::io(path, e))?;
@@ -173,18 +179,24 @@ impl MlxEngine {
             info,
             text: Arc::new(text),
             jobs,
+            cached_tokens,
             worker: Some(worker),
         })
     }
 }
 
-fn run_job(model: &Model, job: Job, queue: &JobQueue) {
+fn run_job(model: &Model, job: Job, queue: &JobQueue, cached_tokens: &AtomicUsize) {
     let _span = job.span.enter();
     let events = job.events;
     let cancelled = || job.cancel.load(Ordering::Relaxed) || queue.is_closed();
+    cached_tokens.store(job.request.prompt.len(), Ordering::Relaxed);
     let result = generate::generate(model, &job.request, job.arrived, &cancelled, |event| {
+        if let Event::Chunk { tokens, .. } = &event {
+            cached_tokens.fetch_add(tokens.len(), Ordering::Relaxed);
+        }
         events.send(Ok(event)).is_ok()
     });
+    cached_tokens.store(0, Ordering::Relaxed);
     match result {
         Ok(finished) => log_cancelled(&finished),
         Err(e) => {
@@ -245,6 +257,10 @@ impl Engine for MlxEngine {
                 tools,
             },
         )
+    }
+
+    fn kv_bytes_in_use(&self) -> usize {
+        self.cached_tokens.load(Ordering::Relaxed) * self.info.kv_bytes_per_token
     }
 
     fn generate(&self, request: GenerateRequest) -> Result<GenerationStream> {

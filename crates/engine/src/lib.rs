@@ -16,6 +16,7 @@ mod error;
 pub mod format;
 pub mod generate;
 pub mod import;
+pub mod inspect;
 mod job_queue;
 pub mod kv_cache;
 pub mod model;

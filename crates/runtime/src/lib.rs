@@ -1,9 +1,24 @@
-//! Perch's runtime: the data directory, and turning a model name (`smollm2:135m`, a path)
-//! into a file on disk, fetching starter models on first use. Later issues add the memory
-//! planner, the model manager and settings here.
+//! Perch's runtime: the long-lived node. [`Node`] is the composition root: it owns the
+//! model [`store`] (folders with manifests, plus the Hugging Face cache, read-only), the
+//! [`catalog`] of models known by alias, the memory [`planner`], the model [`manager`]
+//! (load on demand, keep-alive, eviction) and the memory [`gauge`]. The server reaches
+//! models only through it; `perch serve` and the menu-bar app each build one.
 
 pub mod catalog;
-mod fetch;
+pub mod gauge;
+pub mod hashing;
+pub mod hf_cache;
+pub mod keep_alive;
+pub mod logging;
+pub mod manager;
+pub mod manifest;
+pub mod names;
+pub mod node;
+pub mod planner;
+mod pypi_source;
 pub mod store;
 
-pub use store::{ModelStore, ResolvedModel, StoreError};
+pub use keep_alive::KeepAlive;
+pub use manager::{LoadedModel, ManagerError, ModelLease, ModelManager, Unloaded};
+pub use node::{Node, NodeSettings};
+pub use store::{LocalModel, ModelStore, StoreError};

@@ -54,19 +54,25 @@ impl ApiError {
     }
 
     /// 404: no such model.
-    pub fn model_not_found(name: &str, available: &[String]) -> Self {
+    pub fn model_not_found(message: impl Into<String>) -> Self {
         ApiError {
             param: Some("model".into()),
             code: Some("model_not_found"),
-            ..ApiError::new(
-                StatusCode::NOT_FOUND,
-                "invalid_request_error",
-                format!(
-                    "the model `{name}` does not exist here; served models: {}",
-                    available.join(", ")
-                ),
-            )
+            ..ApiError::new(StatusCode::NOT_FOUND, "invalid_request_error", message)
         }
+    }
+
+    /// 507: the model does not fit in memory; the message says by how much.
+    pub fn insufficient_memory(message: impl Into<String>) -> Self {
+        ApiError {
+            code: Some("insufficient_memory"),
+            ..ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "server_error", message)
+        }
+    }
+
+    /// 503 for a reason given.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", message)
     }
 
     /// 404: no such endpoint.
@@ -238,5 +244,18 @@ impl IntoResponse for ApiError {
             headers.insert("connection", HeaderValue::from_static("close"));
         }
         response
+    }
+}
+
+impl From<perch_runtime::ManagerError> for ApiError {
+    fn from(e: perch_runtime::ManagerError) -> Self {
+        use perch_runtime::ManagerError as M;
+        match e {
+            M::NotFound(m) => ApiError::model_not_found(m),
+            M::BadName(m) => ApiError::invalid_field("model", m),
+            M::InsufficientMemory(m) => ApiError::insufficient_memory(m),
+            M::Busy(m) => ApiError::unavailable(m),
+            e @ M::LoadFailed { .. } => ApiError::internal(e.to_string()),
+        }
     }
 }

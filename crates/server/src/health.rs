@@ -11,7 +11,7 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new().route("/health", get(health))
 }
 
-/// Says the server is up, with the models it serves.
+/// Says the server is up, with the models loaded now.
 #[utoipa::path(
     get,
     path = "/health",
@@ -23,7 +23,13 @@ pub(crate) async fn health(
 ) -> Json<Health> {
     Json(Health {
         status: "ok",
-        models: state.models.iter().map(|m| m.name.clone()).collect(),
+        models: state
+            .node
+            .manager
+            .loaded()
+            .iter()
+            .map(|m| m.name.clone())
+            .collect(),
     })
 }
 
@@ -32,6 +38,6 @@ pub(crate) async fn health(
 pub(crate) struct Health {
     /// `ok`.
     status: &'static str,
-    /// The names of the served models.
+    /// The names of the models loaded now.
     models: Vec<String>,
 }

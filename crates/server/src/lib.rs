@@ -20,7 +20,7 @@ mod state;
 pub use access::AccessPolicy;
 pub use connections::serve;
 pub use error::ApiError;
-pub use state::{AppState, Limits, ServedModel};
+pub use state::{AppState, Limits};
 
 use axum::Router;
 

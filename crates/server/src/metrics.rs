@@ -68,7 +68,7 @@ pub(crate) fn router() -> Router<AppState> {
 }
 
 async fn render(State(state): State<AppState>) -> Response {
-    for model in state.models.iter() {
+    for model in state.node.manager.loaded() {
         metrics::gauge!("perch_model_weights_bytes", "model" => model.name.clone())
             .set(model.engine.info().weights_bytes as f64);
     }

@@ -1,23 +1,13 @@
-//! What every handler shares: the served models, the API key, the limits and the queue.
+//! What every handler shares: the node (models on disk and in memory), the API key, the
+//! limits and the queue.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use perch_engine::Engine;
+use perch_runtime::{KeepAlive, ModelLease, Node};
 use tokio::sync::Semaphore;
 
-use crate::AccessPolicy;
-
-/// A model the server answers for, under the name clients put in `model`.
-#[derive(Clone)]
-pub struct ServedModel {
-    /// The name (`smollm2:135m`, `owner/repo`, or a file name).
-    pub name: String,
-    /// The loaded engine.
-    pub engine: Arc<dyn Engine>,
-    /// When it was loaded (Unix seconds), reported as `created`.
-    pub created: u64,
-}
+use crate::{AccessPolicy, ApiError};
 
 /// Limits that keep one client from taking the node down.
 #[derive(Clone, Debug)]
@@ -60,7 +50,7 @@ impl Default for Limits {
 /// Shared state of the server.
 #[derive(Clone)]
 pub struct AppState {
-    pub(crate) models: Arc<Vec<ServedModel>>,
+    pub(crate) node: Arc<Node>,
     pub(crate) api_key: Option<Arc<str>>,
     pub(crate) limits: Limits,
     pub(crate) queue: Arc<Semaphore>,
@@ -68,13 +58,13 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State serving `models`; when `api_key` is set every API call must present it as
-    /// `Authorization: Bearer KEY`. It answers to loopback hosts and its own origin until
-    /// [`AppState::with_access`] says otherwise.
-    pub fn new(models: Vec<ServedModel>, api_key: Option<String>, limits: Limits) -> Self {
+    /// State serving `node`'s models; when `api_key` is set every API call must present
+    /// it as `Authorization: Bearer KEY`. It answers to loopback hosts and its own origin
+    /// until [`AppState::with_access`] says otherwise.
+    pub fn new(node: Arc<Node>, api_key: Option<String>, limits: Limits) -> Self {
         let queue = Arc::new(Semaphore::new(limits.max_queue));
         AppState {
-            models: Arc::new(models),
+            node,
             api_key: api_key.map(Into::into),
             limits,
             queue,
@@ -90,7 +80,26 @@ impl AppState {
         self
     }
 
-    pub(crate) fn model(&self, name: &str) -> Option<&ServedModel> {
-        self.models.iter().find(|m| m.name == name)
+    /// A lease on the model `name`, loaded first if it is not.
+    pub(crate) async fn acquire(
+        &self,
+        name: &str,
+        keep_alive: Option<KeepAlive>,
+    ) -> Result<ModelLease, ApiError> {
+        self.node
+            .manager
+            .acquire(name, keep_alive)
+            .await
+            .map_err(ApiError::from)
+    }
+
+    /// The names of the models on this machine.
+    pub(crate) fn model_names(&self) -> Vec<String> {
+        self.node
+            .store
+            .list()
+            .iter()
+            .map(|m| m.name().to_owned())
+            .collect()
     }
 }

@@ -3,10 +3,9 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::{abandon, long_completion, own_engine, short_completion, start_with, status_of};
+use common::{abandon, long_completion, short_completion, start_with, status_of};
 use perch_server::Limits;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -15,13 +14,13 @@ async fn metrics_count_answers_tokens_and_abandoned_prompts_behind_the_key() {
         max_queue: 1,
         ..Limits::default()
     };
-    let base = start_with(Arc::new(own_engine()), None, limits).await;
+    let base = start_with(None, limits).await;
     let url = format!("{base}/v1/completions");
     assert_eq!(status_of(&url, &short_completion()).await, 200);
     abandon(&url, &long_completion(8_000, false), Duration::from_secs(2)).await;
     assert_eq!(status_of(&url, &short_completion()).await, 200);
 
-    let keyed = start_with(Arc::new(own_engine()), Some("k3y"), Limits::default()).await;
+    let keyed = start_with(Some("k3y"), Limits::default()).await;
     let http = reqwest::Client::new();
     let refused = http.get(format!("{keyed}/metrics")).send().await.unwrap();
     assert_eq!(refused.status(), 401);

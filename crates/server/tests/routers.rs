@@ -5,13 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{engine, start_with, MODEL};
+use common::{start_with, MODEL};
 use perch_server::Limits;
 use serde_json::{json, Value};
-
-async fn start(api_key: Option<&str>, limits: Limits) -> String {
-    start_with(engine(), api_key, limits).await
-}
 
 fn chat(max_tokens: u32, stream: bool) -> Value {
     json!({"model": MODEL, "max_tokens": max_tokens, "temperature": 0, "stream": stream,
@@ -26,7 +22,7 @@ async fn error_of(response: reqwest::Response) -> (u16, Value) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn health_is_open_and_the_api_needs_the_key() {
-    let base = start(Some("k3y"), Limits::default()).await;
+    let base = start_with(Some("k3y"), Limits::default()).await;
     let http = reqwest::Client::new();
     assert_eq!(
         http.get(format!("{base}/health"))
@@ -63,7 +59,7 @@ async fn errors_have_openai_shape_and_honest_statuses() {
         max_body_bytes: 1024,
         ..Limits::default()
     };
-    let base = start(None, limits).await;
+    let base = start_with(None, limits).await;
     let http = reqwest::Client::new();
     let url = format!("{base}/v1/chat/completions");
 
@@ -115,7 +111,7 @@ async fn errors_have_openai_shape_and_honest_statuses() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_queue_answers_503_with_retry_after() {
-    let base = start(
+    let base = start_with(
         None,
         Limits {
             max_queue: 1,
@@ -154,7 +150,7 @@ async fn a_full_queue_answers_503_with_retry_after() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn completions_stream_as_server_sent_events_ending_in_done() {
-    let base = start(None, Limits::default()).await;
+    let base = start_with(None, Limits::default()).await;
     let body = json!({"model": MODEL, "prompt": [504, 3575, 282, 4649, 314], "max_tokens": 3,
                       "temperature": 0, "stream": true});
     let text = reqwest::Client::new()

@@ -6,14 +6,12 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::{
-    abandon, engine, long_completion, once_admitted, own_engine, serve, short_completion,
-    start_with, status_of, MODEL,
+    abandon, long_completion, once_admitted, serve, short_completion, start_with, status_of,
 };
-use perch_server::{AccessPolicy, AppState, Limits, ServedModel};
+use perch_server::{AccessPolicy, AppState, Limits};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -25,7 +23,7 @@ async fn a_prompt_abandoned_during_prefill_stops_and_frees_its_slot() {
             max_queue: 1,
             ..Limits::default()
         };
-        let base = start_with(Arc::new(own_engine()), None, limits).await;
+        let base = start_with(None, limits).await;
         let url = format!("{base}/v1/completions");
         abandon(
             &url,
@@ -49,7 +47,7 @@ async fn a_request_abandoned_while_queued_frees_its_slot_at_once() {
         max_queue: 2,
         ..Limits::default()
     };
-    let base = start_with(Arc::new(own_engine()), None, limits).await;
+    let base = start_with(None, limits).await;
     let url = format!("{base}/v1/completions");
     // The first long prompt keeps the model busy while the test runs.
     let busy_url = url.clone();
@@ -99,7 +97,7 @@ async fn headers_sent_a_line_at_a_time_are_cut_off() {
         header_timeout: Duration::from_secs(1),
         ..Limits::default()
     };
-    let base = start_with(engine(), None, limits).await;
+    let base = start_with(None, limits).await;
     let mut socket = connect(&base).await;
     socket.write_all(b"GET /health HTTP/1.1\r\n").await.unwrap();
     let mut sent = 0;
@@ -128,7 +126,7 @@ async fn an_idle_keep_alive_connection_is_closed() {
         header_timeout: Duration::from_secs(1),
         ..Limits::default()
     };
-    let base = start_with(engine(), None, limits).await;
+    let base = start_with(None, limits).await;
     let mut socket = connect(&base).await;
     socket
         .write_all(b"GET /health HTTP/1.1\r\nhost: localhost\r\n\r\n")
@@ -147,7 +145,7 @@ async fn a_body_that_never_arrives_gets_408_and_a_huge_one_413() {
         body_timeout: Duration::from_secs(1),
         ..Limits::default()
     };
-    let base = start_with(engine(), None, limits).await;
+    let base = start_with(None, limits).await;
     let mut socket = connect(&base).await;
     socket
         .write_all(
@@ -184,7 +182,7 @@ async fn connections_past_the_cap_get_one_503_and_are_closed() {
         max_connections: 4,
         ..Limits::default()
     };
-    let base = start_with(engine(), None, limits).await;
+    let base = start_with(None, limits).await;
     let mut open = Vec::new();
     for _ in 0..4 {
         open.push(connect(&base).await);
@@ -224,14 +222,9 @@ async fn error_of(response: reqwest::Response) -> (u16, Value) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn web_pages_cannot_drive_the_api_without_being_allowed() {
-    let model = ServedModel {
-        name: MODEL.into(),
-        engine: engine(),
-        created: 0,
-    };
     let policy = AccessPolicy::for_address("127.0.0.1".parse().unwrap())
         .allow_origins(["http://localhost:3000"]);
-    let state = AppState::new(vec![model], None, Limits::default()).with_access(policy);
+    let state = AppState::new(common::node().await, None, Limits::default()).with_access(policy);
     let address = serve(state).await;
     let url = format!("http://{address}/v1/completions");
     let http = reqwest::Client::new();
@@ -324,7 +317,7 @@ async fn web_pages_cannot_drive_the_api_without_being_allowed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_auth_scheme_is_case_insensitive() {
-    let base = start_with(engine(), Some("k3y"), Limits::default()).await;
+    let base = start_with(Some("k3y"), Limits::default()).await;
     for scheme in ["Bearer", "bearer", "BEARER"] {
         let status = reqwest::Client::new()
             .get(format!("{base}/v1/models"))
@@ -339,7 +332,7 @@ async fn the_auth_scheme_is_case_insensitive() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_prompt_plus_max_tokens_beyond_the_context_is_refused_with_both_numbers() {
-    let base = start_with(engine(), None, Limits::default()).await;
+    let base = start_with(None, Limits::default()).await;
     let mut body = long_completion(8_000, false);
     body["max_tokens"] = json!(500);
     let response = reqwest::Client::new()

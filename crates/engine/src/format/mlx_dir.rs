@@ -74,7 +74,7 @@ pub fn read(dir: &Path) -> Result<ModelFiles> {
 }
 
 /// The weight files: those the index names, else every `*.safetensors`.
-fn safetensors_files(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+pub(crate) fn safetensors_files(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
     if let Some(text) = optional_text(&dir.join("model.safetensors.index.json"))? {
         let index: Value = serde_json::from_str(&text)
             .map_err(|e| EngineError::InvalidModel(format!("model.safetensors.index.json: {e}")))?;

@@ -8,7 +8,7 @@
 //! key/values; one record per tensor (name, dimensions, type, offset); padding to the
 //! alignment; the tensor data, each tensor at its offset from the start of that section.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
 
 use super::MAX_DIM;
@@ -23,7 +23,7 @@ const MAX_ARRAY_DEPTH: u32 = 2;
 const MAX_DIMS: u32 = 4;
 
 /// What the header says, once checked.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct GgufSummary {
     /// Format version (2 or 3).
     pub version: u32,
@@ -31,6 +31,55 @@ pub struct GgufSummary {
     pub tensors: u64,
     /// Number of metadata entries.
     pub metadata: u64,
+    /// The metadata entries that hold one number, flag or string (arrays are left out:
+    /// they are the tokenizer's vocabulary, which planning never needs).
+    pub scalars: BTreeMap<String, GgufScalar>,
+    /// Each tensor's type, element count and bytes in the file, in header order.
+    pub tensor_infos: Vec<GgufTensorInfo>,
+}
+
+/// One metadata value that is not an array.
+#[derive(Clone, Debug, PartialEq)]
+pub enum GgufScalar {
+    /// Any integer type.
+    Int(i64),
+    /// `f32` or `f64`.
+    Float(f64),
+    /// A flag.
+    Bool(bool),
+    /// Text.
+    Str(String),
+}
+
+impl GgufScalar {
+    /// The value as a whole number, if it is one.
+    pub fn as_u64(&self) -> Option<u64> {
+        match self {
+            GgufScalar::Int(n) => u64::try_from(*n).ok(),
+            _ => None,
+        }
+    }
+
+    /// The value as text, if it is text.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            GgufScalar::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// One tensor as the header declares it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GgufTensorInfo {
+    /// Its name (`blk.0.attn_q.weight`).
+    pub name: String,
+    /// Its GGML type (0 = F32, 1 = F16, 2 = Q4_0, 3 = Q4_1, 8 = Q8_0, …).
+    pub kind: u32,
+    /// Number of elements.
+    pub elements: u64,
+    /// Bytes it takes in the file.
+    pub bytes: u64,
 }
 
 /// Checks the GGUF header read from `reader`, a file of `len` bytes in all.
@@ -66,6 +115,7 @@ pub fn check_gguf(reader: impl Read, len: u64) -> Result<GgufSummary> {
     let tensors = r.count("tensor", 8 + 4 + 4 + 8 + 8)?;
     let metadata = r.count("metadata entry", 8 + 4 + 1)?;
     let mut alignment = 32u64;
+    let mut scalars = BTreeMap::new();
     for _ in 0..metadata {
         let key = r.string()?;
         let kind = r.u32()?;
@@ -79,12 +129,16 @@ pub fn check_gguf(reader: impl Read, len: u64) -> Result<GgufSummary> {
                     "general.alignment {alignment} is not a power of two"
                 )));
             }
+            scalars.insert(key, GgufScalar::Int(alignment as i64));
+        } else if let Some(value) = r.scalar(kind)? {
+            scalars.insert(key, value);
         } else {
             r.skip_value(kind, 0)?;
         }
     }
     let mut names = HashSet::new();
     let mut extents = Vec::new();
+    let mut tensor_infos = Vec::new();
     for _ in 0..tensors {
         let name = r.string()?;
         let dims = r.u32()?;
@@ -106,6 +160,12 @@ pub fn check_gguf(reader: impl Read, len: u64) -> Result<GgufSummary> {
         if !names.insert(name.clone()) {
             return Err(malformed(format!("tensor {name:?} appears twice")));
         }
+        tensor_infos.push(GgufTensorInfo {
+            name: name.clone(),
+            kind,
+            elements: shape.iter().product(),
+            bytes,
+        });
         extents.push((name, offset, bytes));
     }
     let data_start = r.pos.div_ceil(alignment) * alignment;
@@ -124,6 +184,8 @@ pub fn check_gguf(reader: impl Read, len: u64) -> Result<GgufSummary> {
         version,
         tensors,
         metadata,
+        scalars,
+        tensor_infos,
     })
 }
 
@@ -285,6 +347,27 @@ impl<R: Read> Reader<R> {
             .read_exact(&mut bytes)
             .map_err(|e| malformed(format!("reading the header: {e}")))?;
         String::from_utf8(bytes).map_err(|_| malformed("a string is not UTF-8"))
+    }
+
+    /// Reads a value of type `kind` if it is a scalar or a string; `None` (having read
+    /// nothing) for an array.
+    fn scalar(&mut self, kind: u32) -> Result<Option<GgufScalar>> {
+        let value = match kind {
+            0 => GgufScalar::Int(i64::from(self.bytes_array::<1>()?[0])),
+            1 => GgufScalar::Int(i64::from(self.bytes_array::<1>()?[0] as i8)),
+            2 => GgufScalar::Int(i64::from(u16::from_le_bytes(self.bytes_array()?))),
+            3 => GgufScalar::Int(i64::from(i16::from_le_bytes(self.bytes_array()?))),
+            4 => GgufScalar::Int(i64::from(self.u32()?)),
+            5 => GgufScalar::Int(i64::from(i32::from_le_bytes(self.bytes_array()?))),
+            6 => GgufScalar::Float(f64::from(f32::from_le_bytes(self.bytes_array()?))),
+            7 => GgufScalar::Bool(self.bytes_array::<1>()?[0] != 0),
+            8 => GgufScalar::Str(self.string()?),
+            10 => GgufScalar::Int(self.u64()? as i64),
+            11 => GgufScalar::Int(i64::from_le_bytes(self.bytes_array()?)),
+            12 => GgufScalar::Float(f64::from_le_bytes(self.bytes_array()?)),
+            _ => return Ok(None),
+        };
+        Ok(Some(value))
     }
 
     fn skip_value(&mut self, kind: u32, depth: u32) -> Result<()> {

@@ -8,9 +8,9 @@ mod safetensors;
 mod safetensors_check;
 
 pub use gguf::{Gguf, MetadataValue};
-pub use gguf_check::{check_gguf, GgufSummary};
+pub use gguf_check::{check_gguf, GgufScalar, GgufSummary, GgufTensorInfo};
 pub use safetensors::{load_safetensors, save_safetensors, Safetensors};
-pub use safetensors_check::check_safetensors;
+pub use safetensors_check::{check_safetensors, SafetensorsTensor};
 
 /// Largest dimension a checked file may declare: MLX stores shapes as 32-bit signed
 /// integers.
@@ -38,4 +38,15 @@ fn check_file<T>(
 fn path_text(path: &Path) -> crate::Result<&str> {
     path.to_str()
         .ok_or_else(|| crate::Error::Mlx(format!("path is not valid UTF-8: {}", path.display())))
+}
+
+/// Checks the GGUF file at `path` and returns what its header says, without loading a
+/// tensor.
+pub fn read_gguf_header(path: &Path) -> crate::Result<GgufSummary> {
+    check_file(path, check_gguf)
+}
+
+/// Checks the safetensors file at `path` and returns its tensors, without loading one.
+pub fn read_safetensors_header(path: &Path) -> crate::Result<Vec<SafetensorsTensor>> {
+    check_file(path, check_safetensors)
 }

@@ -14,8 +14,21 @@ use crate::{Error, Result};
 /// Largest header accepted (the reference implementation's bound).
 const MAX_HEADER: u64 = 100 << 20;
 
-/// Checks the safetensors file read from `reader`, `len` bytes in all; returns the
-/// number of tensors.
+/// One tensor as the header declares it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SafetensorsTensor {
+    /// Its name.
+    pub name: String,
+    /// Its dtype as the file names it (`F16`, `U32`, …).
+    pub dtype: String,
+    /// Number of elements.
+    pub elements: u64,
+    /// Bytes it takes in the file.
+    pub bytes: u64,
+}
+
+/// Checks the safetensors file read from `reader`, `len` bytes in all; returns its
+/// tensors.
 ///
 /// ```
 /// use perch_mlx::io::check_safetensors;
@@ -23,11 +36,11 @@ const MAX_HEADER: u64 = 100 << 20;
 /// let mut file = (header.len() as u64).to_le_bytes().to_vec();
 /// file.extend(header);
 /// file.extend([0u8; 8]);
-/// assert_eq!(check_safetensors(&file[..], file.len() as u64).unwrap(), 1);
+/// assert_eq!(check_safetensors(&file[..], file.len() as u64).unwrap().len(), 1);
 /// // The data is cut short:
 /// assert!(check_safetensors(&file[..file.len() - 1], file.len() as u64 - 1).is_err());
 /// ```
-pub fn check_safetensors(mut reader: impl Read, len: u64) -> Result<usize> {
+pub fn check_safetensors(mut reader: impl Read, len: u64) -> Result<Vec<SafetensorsTensor>> {
     let mut size = [0u8; 8];
     reader
         .read_exact(&mut size)
@@ -49,6 +62,7 @@ pub fn check_safetensors(mut reader: impl Read, len: u64) -> Result<usize> {
     };
     let data_len = len.saturating_sub(8 + header_len);
     let mut ranges = Vec::new();
+    let mut tensors = Vec::new();
     for (name, entry) in &entries {
         if name == "__metadata__" {
             // MLX writes `null` when there is none.
@@ -61,13 +75,19 @@ pub fn check_safetensors(mut reader: impl Read, len: u64) -> Result<usize> {
             }
             continue;
         }
-        let (begin, end) = tensor_range(name, entry)?;
+        let (begin, end, elements) = tensor_range(name, entry)?;
         if end > data_len {
             return Err(malformed(format!(
                 "tensor {name:?} needs bytes {begin}..{end} of the data, which holds {data_len}: the file is truncated or corrupt"
             )));
         }
         ranges.push((begin, end, name));
+        tensors.push(SafetensorsTensor {
+            name: name.clone(),
+            dtype: entry["dtype"].as_str().unwrap_or_default().to_owned(),
+            elements,
+            bytes: end - begin,
+        });
     }
     ranges.sort();
     for pair in ranges.windows(2) {
@@ -78,11 +98,12 @@ pub fn check_safetensors(mut reader: impl Read, len: u64) -> Result<usize> {
             )));
         }
     }
-    Ok(ranges.len())
+    Ok(tensors)
 }
 
-/// The byte range of one tensor entry, checked against its dtype and shape.
-fn tensor_range(name: &str, entry: &Value) -> Result<(u64, u64)> {
+/// The byte range and element count of one tensor entry, checked against its dtype and
+/// shape.
+fn tensor_range(name: &str, entry: &Value) -> Result<(u64, u64, u64)> {
     let bad = |what: &str| malformed(format!("tensor {name:?}: {what}"));
     let dtype = entry["dtype"].as_str().ok_or_else(|| bad("no dtype"))?;
     let element_bits = dtype_bits(dtype).ok_or_else(|| bad(&format!("unknown dtype {dtype}")))?;
@@ -117,7 +138,7 @@ fn tensor_range(name: &str, entry: &Value) -> Result<(u64, u64)> {
             end - begin
         )));
     }
-    Ok((begin, end))
+    Ok((begin, end, shape.iter().product()))
 }
 
 fn dtype_bits(dtype: &str) -> Option<u64> {

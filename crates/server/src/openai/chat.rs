@@ -27,6 +27,8 @@ pub(crate) async fn create(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<ChatCompletionRequest>,
 ) -> Result<Response, ApiError> {
-    let request = validate::off_runtime(&state, move |state| validate::chat(state, body)).await?;
+    let model = state.acquire(&body.model, None).await?;
+    let request =
+        validate::off_runtime(&state, move |state| validate::chat(state, model, body)).await?;
     respond(&state, Family::Chat, request).await
 }

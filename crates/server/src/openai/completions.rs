@@ -27,7 +27,10 @@ pub(crate) async fn create(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<CompletionRequest>,
 ) -> Result<Response, ApiError> {
-    let request =
-        validate::off_runtime(&state, move |state| validate::completion(state, body)).await?;
+    let model = state.acquire(&body.model, None).await?;
+    let request = validate::off_runtime(&state, move |state| {
+        validate::completion(state, model, body)
+    })
+    .await?;
     respond(&state, Family::Completion, request).await
 }

@@ -6,23 +6,25 @@ use axum::Json;
 use super::types::{ModelList, ModelObject};
 use crate::AppState;
 
-/// Lists the served models.
+/// Lists the models on this machine (any of them loads on first use).
 #[utoipa::path(
     get,
     path = "/v1/models",
     operation_id = "listModels",
     responses(
-        (status = 200, description = "The served models", body = ModelList),
+        (status = 200, description = "The models on this machine", body = ModelList),
     )
 )]
 pub(crate) async fn list(State(state): State<AppState>) -> Json<ModelList> {
     let data = state
-        .models
+        .node
+        .store
+        .list()
         .iter()
         .map(|m| ModelObject {
-            id: m.name.clone(),
+            id: m.name().to_owned(),
             object: "model",
-            created: m.created,
+            created: m.manifest.added_at,
             owned_by: "perch",
         })
         .collect();

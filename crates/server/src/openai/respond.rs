@@ -208,8 +208,8 @@ async fn collect(
                 tokens.extend(ts);
             }
             Event::Done(finished) => {
-                run::log_finished(family.endpoint(), &request.model.name, &finished);
-                let engine = request.model.engine.as_ref();
+                run::log_finished(family.endpoint(), request.model_name(), &finished);
+                let engine = request.engine().as_ref();
                 let lp = if request.logprobs.is_some() {
                     family.logprobs(engine, &tokens, 0)
                 } else {
@@ -218,7 +218,7 @@ async fn collect(
                 let at = Envelope {
                     id: &family.id(),
                     created: created(),
-                    model: &request.model.name,
+                    model: request.model_name(),
                 };
                 return Ok(family.full(&at, text, lp, &finished));
             }
@@ -252,13 +252,13 @@ fn stream(
         let at = Envelope {
             id: &id,
             created,
-            model: &request.model.name,
+            model: request.model_name(),
         };
         let no_usage = || request.include_usage.then_some(None);
         let chunk = |choice: Option<ChunkParts>, usage: ChunkUsage| {
             SseEvent::default().data(family.chunk(&at, choice, usage).to_string())
         };
-        let engine = request.model.engine.clone();
+        let engine = request.engine().clone();
         let mut offset = 0;
         let mut first = true;
         if let Family::Chat = family {
@@ -304,7 +304,7 @@ fn stream(
                     }
                 }
                 Ok(Event::Done(finished)) => {
-                    run::log_finished(family.endpoint(), &request.model.name, &finished);
+                    run::log_finished(family.endpoint(), request.model_name(), &finished);
                     let last = ChunkParts {
                         text: None,
                         first,

@@ -37,8 +37,8 @@ pub(crate) fn start(
         .clone()
         .try_acquire_owned()
         .map_err(|_| ApiError::overloaded())?;
-    let span = tracing::info_span!("request", endpoint, model = %request.model.name);
-    let stream = span.in_scope(|| request.model.engine.generate(request.generate.clone()))?;
+    let span = tracing::info_span!("request", endpoint, model = %request.model_name());
+    let stream = span.in_scope(|| request.engine().generate(request.generate.clone()))?;
     Ok(Running {
         stream,
         _slot: CountedPermit::new(slot, "perch_requests_admitted"),

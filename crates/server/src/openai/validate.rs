@@ -6,17 +6,34 @@ use perch_engine::generate::GenerateRequest;
 use perch_engine::sampler::SamplingParams;
 use perch_engine::text::template::ChatMessage;
 
-use super::types::{ChatCompletionRequest, CompletionRequest, Content, Prompt, Sampling, Stop};
-use crate::{ApiError, AppState, ServedModel};
+use std::sync::Arc;
 
-/// A request ready for the engine.
+use perch_engine::Engine;
+use perch_runtime::ModelLease;
+
+use super::types::{ChatCompletionRequest, CompletionRequest, Content, Prompt, Sampling, Stop};
+use crate::{ApiError, AppState};
+
+/// A request ready for the engine. It holds its model loaded until it is dropped.
 pub(crate) struct ValidRequest {
-    pub model: ServedModel,
+    pub model: ModelLease,
     pub generate: GenerateRequest,
     pub stream: bool,
     pub include_usage: bool,
     /// Log-probabilities asked for, with this many alternatives.
     pub logprobs: Option<usize>,
+}
+
+impl ValidRequest {
+    /// The model's name.
+    pub fn model_name(&self) -> &str {
+        &self.model.model().name
+    }
+
+    /// The model's engine.
+    pub fn engine(&self) -> &Arc<dyn Engine> {
+        &self.model.model().engine
+    }
 }
 
 /// Runs `check` (which renders templates and tokenizes: CPU work that grows with the body)
@@ -34,9 +51,9 @@ pub(crate) async fn off_runtime(
 
 pub(crate) fn chat(
     state: &AppState,
+    model: ModelLease,
     body: ChatCompletionRequest,
 ) -> Result<ValidRequest, ApiError> {
-    let model = resolve(state, &body.model)?;
     if body.messages.is_empty() {
         return Err(ApiError::invalid_field(
             "messages",
@@ -85,7 +102,7 @@ pub(crate) fn chat(
         }
         messages.push(message);
     }
-    let engine = &model.engine;
+    let engine = &model.model().engine;
     let text = engine
         .render_chat(&messages, body.tools.as_ref())
         .map_err(|e| ApiError::invalid_field("messages", e.to_string()))?;
@@ -120,13 +137,13 @@ pub(crate) fn chat(
 
 pub(crate) fn completion(
     state: &AppState,
+    model: ModelLease,
     body: CompletionRequest,
 ) -> Result<ValidRequest, ApiError> {
-    let model = resolve(state, &body.model)?;
     if body.echo.unwrap_or(false) {
         return Err(ApiError::invalid_field("echo", "echo is not supported"));
     }
-    let engine = &model.engine;
+    let engine = &model.model().engine;
     let prompt = match &body.prompt {
         Prompt::Text(t) => engine.tokenize(t, true)?,
         Prompt::Texts(list) if list.len() == 1 => engine.tokenize(&list[0], true)?,
@@ -168,23 +185,16 @@ pub(crate) fn completion(
     )
 }
 
-fn resolve(state: &AppState, name: &str) -> Result<ServedModel, ApiError> {
-    state.model(name).cloned().ok_or_else(|| {
-        let names: Vec<String> = state.models.iter().map(|m| m.name.clone()).collect();
-        ApiError::model_not_found(name, &names)
-    })
-}
-
 fn finish(
     state: &AppState,
-    model: ServedModel,
+    model: ModelLease,
     prompt: Vec<u32>,
     prompt_field: &str,
     s: &Sampling,
     max_tokens: Option<u32>,
     logprobs: Option<usize>,
 ) -> Result<ValidRequest, ApiError> {
-    let context = model.engine.info().config.max_position_embeddings as usize;
+    let context = model.model().context_length() as usize;
     // A prompt must leave room in the context for at least one generated token.
     let longest = (context - 1).min(state.limits.max_prompt_tokens);
     if prompt.len() > longest {
@@ -220,7 +230,7 @@ fn finish(
         f32::MIN_POSITIVE,
         10.0,
     )?;
-    let vocab = model.engine.info().config.vocab_size as u32;
+    let vocab = model.model().engine.info().config.vocab_size as u32;
     let mut logit_bias = Vec::new();
     for (key, &bias) in s.logit_bias.iter().flatten() {
         let id: u32 = key.parse().map_err(|_| {

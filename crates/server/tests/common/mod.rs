@@ -1,26 +1,45 @@
-//! What the server's integration tests share: the real SmolLM2 engine, a server on a
-//! free loopback port, and clients that go away.
+//! What the server's integration tests share: a node whose store holds the real SmolLM2
+//! test model, a server on a free loopback port, and clients that go away.
 #![allow(dead_code)]
 
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use perch_engine::{Engine, MlxEngine};
-use perch_server::{AppState, Limits, ServedModel};
+use perch_runtime::{Node, NodeSettings};
+use perch_server::{AppState, Limits};
 use serde_json::{json, Value};
 
-/// The name the test model is served under.
+/// The name the test model is stored under.
 pub const MODEL: &str = "smollm2";
 
-/// SmolLM2, loaded once and shared by the tests of one file.
-pub fn engine() -> Arc<dyn Engine> {
-    static ENGINE: OnceLock<Arc<MlxEngine>> = OnceLock::new();
-    ENGINE.get_or_init(|| Arc::new(own_engine())).clone()
+/// A store holding the test model as `smollm2`, made once per test binary.
+fn test_home() -> PathBuf {
+    static HOME: OnceLock<PathBuf> = OnceLock::new();
+    HOME.get_or_init(|| {
+        let home = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("server-home-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&home);
+        let store = perch_runtime::ModelStore::new(home.clone(), None);
+        store
+            .add(&perch_test_support::test_model(), Some(MODEL))
+            .expect("the test model enters the store");
+        home
+    })
+    .clone()
 }
 
-/// SmolLM2 loaded for one test alone, so no other test's request runs ahead of its own.
-pub fn own_engine() -> MlxEngine {
-    MlxEngine::load(&perch_test_support::test_model()).expect("SmolLM2 loads")
+/// A node of its own over the test store, with the test model loaded, so no other
+/// test's request runs ahead of its own. Runs inside the test's Tokio runtime.
+pub async fn node() -> Arc<Node> {
+    let settings = NodeSettings {
+        home: test_home(),
+        hf_cache: None,
+        ..NodeSettings::from_env()
+    };
+    let node = Node::start(settings);
+    node.manager.load(MODEL, None).await.expect("SmolLM2 loads");
+    node
 }
 
 /// Serves `state`'s router on a free loopback port for the rest of the test; returns its
@@ -37,14 +56,9 @@ pub async fn serve(state: AppState) -> std::net::SocketAddr {
     address
 }
 
-/// A server for `engine` with these limits; returns its base URL.
-pub async fn start_with(engine: Arc<dyn Engine>, api_key: Option<&str>, limits: Limits) -> String {
-    let model = ServedModel {
-        name: MODEL.into(),
-        engine,
-        created: 0,
-    };
-    let state = AppState::new(vec![model], api_key.map(str::to_owned), limits);
+/// A server over a node of its own with these limits; returns its base URL.
+pub async fn start_with(api_key: Option<&str>, limits: Limits) -> String {
+    let state = AppState::new(node().await, api_key.map(str::to_owned), limits);
     format!("http://{}", serve(state).await)
 }
 

