@@ -8,8 +8,9 @@ use perch_engine::generate::{Event, GenerateRequest};
 use perch_engine::sampler::SamplingParams;
 use perch_engine::text::template::ChatMessage;
 use perch_engine::{Engine, MlxEngine};
+use perch_runtime::hub::HubSettings;
 use perch_runtime::names::{self, ModelName, Origin};
-use perch_runtime::{hf_cache, node, ModelStore};
+use perch_runtime::Downloads;
 
 /// Arguments of `perch run`.
 #[derive(clap::Args)]
@@ -29,8 +30,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let (name, path) = match names::parse(&args.model, Origin::Local)? {
         ModelName::Path(path) => (args.model.clone(), path),
         _ => {
-            let store = ModelStore::new(node::default_home(), hf_cache::from_env());
-            let model = node::ensure_local(&store, &args.model)?;
+            let store = crate::models::store();
+            let model = match store.get(&args.model) {
+                Some(model) => model,
+                None => tokio::runtime::Runtime::new()?.block_on(async {
+                    let downloads = Downloads::new(store, HubSettings::from_env());
+                    crate::models::pull::pull_here(&downloads, &args.model).await
+                })?,
+            };
             (model.name().to_owned(), model.load_path())
         }
     };

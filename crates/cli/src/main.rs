@@ -1,9 +1,12 @@
-//! The `perch` command. Thin: it parses flags and calls the engine (later the runtime and
-//! server); every subcommand lives in its own module.
+//! The `perch` command. Thin: it parses flags and calls the runtime, the server or the
+//! running node's HTTP API; every subcommand lives in its own module.
 
 mod bench;
 mod chat;
 mod import;
+mod models;
+mod progress_bar;
+mod remote;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +29,24 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Chat with a model in the terminal.
     Run(chat::RunArgs),
+    /// Download a model (catalog alias, owner/repo, or hf.co/owner/repo:QUANT).
+    Pull(models::PullArgs),
+    /// Add a GGUF file or an MLX folder from this machine to the store.
+    Add(models::AddArgs),
+    /// List the models on this machine, with whether each fits in memory.
+    Ls,
+    /// Remove a model.
+    Rm(models::NameArg),
+    /// List the models the running node has loaded.
+    Ps,
+    /// Show a model's files, facts and memory need.
+    Show(models::NameArg),
+    /// Load a model on the running node.
+    Load(models::LoadArgs),
+    /// Unload a model on the running node.
+    Unload(models::NameArg),
+    /// Hash a model's files again and compare them with its manifest.
+    Verify(models::NameArg),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -35,5 +56,14 @@ fn main() -> anyhow::Result<()> {
         Command::Run(args) => chat::run(args),
         Command::Import(args) => import::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Pull(args) => models::pull(args),
+        Command::Add(args) => models::add(args),
+        Command::Ls => models::ls(),
+        Command::Rm(args) => models::rm(args),
+        Command::Ps => models::ps(),
+        Command::Show(args) => models::show(args),
+        Command::Load(args) => models::load(args),
+        Command::Unload(args) => models::unload(args),
+        Command::Verify(args) => models::verify(args),
     }
 }

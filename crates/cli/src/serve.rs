@@ -11,7 +11,7 @@ use anyhow::{bail, Context};
 use perch_engine::buffer_cache;
 use perch_runtime::catalog::DEFAULT_MODEL;
 use perch_runtime::names::{self, ModelName, Origin};
-use perch_runtime::{KeepAlive, LocalModel, Node, NodeSettings};
+use perch_runtime::{node_address, KeepAlive, LocalModel, Node, NodeSettings};
 use perch_server::{AccessPolicy, AppState, Limits};
 
 /// Arguments of `perch serve`.
@@ -142,10 +142,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let node = Node::start(settings);
         let mut served = Vec::new();
         for name in &names {
-            let (shared, owned) = (node.clone(), name.clone());
-            let local = tokio::task::spawn_blocking(move || local_model(&shared, &owned))
-                .await?
-                .with_context(|| format!("finding {name}"))?;
+            let local = local_model(&node, name).await?;
             eprintln!("perch: loading {} …", local.name());
             let loaded = node
                 .manager
@@ -162,6 +159,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             );
             served.push(loaded.name.clone());
         }
+        let home = node.settings.home.clone();
         let state = AppState::new(node, args.api_key.clone(), limits).with_access(access);
         let listener = tokio::net::TcpListener::bind((args.host, args.port))
             .await
@@ -171,25 +169,32 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             "perch: serving {} on http://{address}/v1",
             served.join(", ")
         );
-        perch_server::serve(listener, state, shutdown_signal(grace), grace).await?;
+        // The model commands find this node through the record.
+        let _recorded = node_address::record(&home, &format!("http://{address}"))
+            .map_err(|e| tracing::warn!("could not record the address in {}: {e}", home.display()))
+            .ok();
+        let signals = Signals::listen().context("listening for signals")?;
+        perch_server::serve(listener, state, shutdown_signal(signals, grace), grace).await?;
         eprintln!("perch: stopped");
         Ok(())
     })
 }
 
-/// The model `name` names on this machine: a path is added to the store (once), a
-/// catalog alias is fetched if it is not there yet. Blocking.
-fn local_model(node: &Node, name: &str) -> anyhow::Result<LocalModel> {
-    match names::parse(name, Origin::Local)? {
-        ModelName::Path(path) => {
-            let label = ModelName::Path(path.clone()).canonical();
-            match node.store.get(&label) {
-                Some(model) => Ok(model),
-                None => Ok(node.store.add(&path, None)?),
-            }
+/// The model `name` names on this machine: a path is added to the store (once); a model
+/// not in the store yet is pulled, with a progress bar.
+async fn local_model(node: &Node, name: &str) -> anyhow::Result<LocalModel> {
+    let parsed = names::parse(name, Origin::Local)?;
+    if let ModelName::Path(path) = &parsed {
+        if let Some(model) = node.store.get(&parsed.canonical()) {
+            return Ok(model);
         }
-        _ => Ok(node.ensure_local(name)?),
+        let (store, path) = (node.store.clone(), path.clone());
+        return Ok(tokio::task::spawn_blocking(move || store.add(&path, None)).await??);
     }
+    if let Some(model) = node.store.get(name) {
+        return Ok(model);
+    }
+    crate::models::pull::pull_here(&node.downloads, name).await
 }
 
 /// Raises the soft open-file limit to the hard one and caps `wanted` connections below
@@ -216,39 +221,59 @@ fn connection_cap(wanted: usize) -> usize {
 }
 
 /// Completes at the first SIGINT or SIGTERM; a second one exits the process at once, with
-/// the shell's status for death by that signal (130 for Ctrl-C, 143 for SIGTERM).
-async fn shutdown_signal(grace: Duration) {
-    let _ = signal().await;
+/// the shell's status for death by that signal (130 for Ctrl-C, 143 for SIGTERM). The
+/// listeners exist from the start, so a second signal sent right after the first is
+/// never missed.
+async fn shutdown_signal(mut signals: Signals, grace: Duration) {
+    let _ = signals.next().await;
     eprintln!(
         "perch: shutting down: no new requests; finishing the ones in flight for up to {:.0} s \
          (press Ctrl-C again to quit now)",
         grace.as_secs_f64()
     );
-    tokio::spawn(async {
-        let number = signal().await;
+    tokio::spawn(async move {
+        let number = signals.next().await;
         eprintln!("perch: second signal: quitting now");
         std::process::exit(128 + number);
     });
 }
 
-/// Waits for SIGINT or SIGTERM and returns its number.
-async fn signal() -> i32 {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Listeners for SIGINT and SIGTERM.
+struct Signals {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Starts listening (inside a Tokio runtime).
+    fn listen() -> std::io::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Signals {
+                interrupt: signal(SignalKind::interrupt())?,
+                terminate: signal(SignalKind::terminate())?,
+            })
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => 2,
-        _ = terminate => 15,
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    /// The number of the next signal.
+    async fn next(&mut self) -> i32 {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.interrupt.recv() => 2,
+                _ = self.terminate.recv() => 15,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            2
+        }
     }
 }

@@ -3,22 +3,21 @@
 //! with the official `openai` Python client. Also checks the refusals and shutdown that
 //! need the process itself.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use perch_test_support::{repo, script, test_model};
-use std::process::{Child, Command, Stdio};
+mod common;
 
-struct Server {
-    child: Child,
-    base_url: String,
-}
+use common::Server;
+use perch_test_support::{repo, script, test_model};
+use std::process::Command;
 
 impl Server {
     fn start(extra: &[&str], home: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_perch"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_perch"));
+        command
             .args([
                 "serve",
                 "--port",
@@ -30,32 +29,8 @@ impl Server {
             .arg(test_model())
             .args(extra)
             .env("PERCH_HOME", home)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start perch serve");
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let line = lines
-            .next()
-            .expect("perch serve prints its address")
-            .unwrap();
-        let base_url = line.rsplit(' ').next().unwrap().to_owned();
-        assert!(base_url.starts_with("http://127.0.0.1:"), "{line}");
-        std::thread::spawn(move || lines.for_each(drop));
-        Server { child, base_url }
-    }
-
-    fn signal(&self, name: &str) {
-        Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-    }
-
-    fn stop(mut self) -> std::process::ExitStatus {
-        self.signal("TERM");
-        self.child.wait().unwrap()
+            .env("HF_ENDPOINT", "http://127.0.0.1:9");
+        Server::spawn(command)
     }
 
     /// The exit status, if the process ends within `limit`.
@@ -113,12 +88,6 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
-
 #[test]
 fn openai_client_suite_against_the_real_server() {
     let home = std::env::temp_dir().join(format!("perch-e2e-{}", std::process::id()));
@@ -141,7 +110,7 @@ fn openai_client_suite_against_the_real_server() {
     let model = plain.model_name();
     let status = Command::new(script("python-env", &[]))
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
-        .arg(repo().join("tests/e2e"))
+        .arg(repo().join("tests/e2e/test_openai.py"))
         .env("PERCH_BASE_URL", &plain.base_url)
         .env("PERCH_KEYED_URL", &keyed.base_url)
         .env("PERCH_API_KEY", "sekret-key")
@@ -269,7 +238,8 @@ fn refuses_a_blank_api_key() {
 /// headers and bodies as documented, invalid data refused. Not checked: that every
 /// schema-valid request is accepted, since a prompt's length in tokens, the model's
 /// context and its vocabulary bound requests in ways a JSON schema cannot state. Prompts
-/// and answers are kept short so the run takes about a minute on a small CPU.
+/// and answers are kept short so the run takes about a minute on a small CPU; pulls go
+/// to a hub address where nothing listens, so they fail at once.
 #[test]
 fn schemathesis_finds_no_server_error_and_no_departure_from_the_document() {
     let home = std::env::temp_dir().join(format!("perch-schemathesis-{}", std::process::id()));
@@ -287,6 +257,10 @@ fn schemathesis_finds_no_server_error_and_no_departure_from_the_document() {
             "--exclude-checks",
             "positive_data_acceptance",
         ])
+        // Not fuzzed: deleting the model under test, and the memory stream, which never
+        // ends.
+        .args(["--exclude-operation-id", "ollamaDelete"])
+        .args(["--exclude-operation-id", "perchMemoryStream"])
         .args(["--max-examples", "50", "--seed", "7"])
         .args(["--generation-database", "none", "--request-timeout", "120"])
         .current_dir(&home)

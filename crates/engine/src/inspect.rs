@@ -59,6 +59,8 @@ pub struct ModelFacts {
     pub attention_heads: u64,
     /// Vocabulary size (the logits row).
     pub vocab_size: u64,
+    /// The Jinja chat template, if the model has one.
+    pub chat_template: Option<String>,
 }
 
 /// Reads the facts of the model at `path`: a `.gguf` file or an MLX directory.
@@ -132,6 +134,7 @@ pub fn facts_of_gguf(header: &GgufSummary) -> Result<ModelFacts> {
             * element,
         attention_heads: heads,
         vocab_size: vocab,
+        chat_template: text("tokenizer.chat_template").map(str::to_owned),
     })
 }
 
@@ -187,7 +190,9 @@ fn inspect_mlx_dir(dir: &Path) -> Result<ModelFacts> {
             dir.display()
         )));
     }
-    Ok(facts_of_config(&config, &tensors))
+    let mut facts = facts_of_config(&config, &tensors);
+    facts.chat_template = crate::format::mlx_dir::chat_template(dir)?;
+    Ok(facts)
 }
 
 /// Facts from a parsed `config.json` and the tensors its safetensors headers list.
@@ -240,6 +245,7 @@ pub fn facts_of_config(config: &ModelConfig, tensors: &[SafetensorsTensor]) -> M
         ) * element,
         attention_heads: as_u64(c.num_attention_heads),
         vocab_size: as_u64(c.vocab_size),
+        chat_template: None,
     }
 }
 

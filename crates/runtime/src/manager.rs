@@ -76,6 +76,10 @@ pub struct LoadedModel {
     pub loaded_at: SystemTime,
     in_flight: AtomicUsize,
     idle: Mutex<Idle>,
+    /// How long it stays once idle: the node's default until a request or a load names
+    /// one, which then holds for later requests that name none (as a model loaded to be
+    /// kept stays kept).
+    keep_alive: Mutex<KeepAlive>,
 }
 
 /// When an idle model goes.
@@ -109,7 +113,6 @@ impl LoadedModel {
 /// A request's hold on a loaded model: while any lease lives the model stays loaded.
 pub struct ModelLease {
     loaded: Arc<LoadedModel>,
-    keep_alive: KeepAlive,
     manager: Arc<Inner>,
 }
 
@@ -129,7 +132,12 @@ impl Drop for ModelLease {
             let mut idle = self.loaded.idle.lock().expect("idle lock");
             idle.last_used = now;
             // An unload asked for while requests ran already set an expiry in the past.
-            let asked = self.keep_alive.deadline(now);
+            let asked = self
+                .loaded
+                .keep_alive
+                .lock()
+                .expect("keep-alive lock")
+                .deadline(now);
             idle.expires = match (idle.expires, asked) {
                 (Some(old), _) if old <= now => Some(old),
                 _ => asked,
@@ -232,13 +240,13 @@ impl ModelManager {
     }
 
     /// A lease on the model called `name`, loading it first if needed. `keep_alive`
-    /// (default: the node's) applies once the request ends.
+    /// applies once the request ends, and to later requests that give none (until then:
+    /// the node's default).
     pub async fn acquire(
         &self,
         name: &str,
         keep_alive: Option<KeepAlive>,
     ) -> Result<ModelLease, ManagerError> {
-        let keep_alive = keep_alive.unwrap_or(self.inner.settings.keep_alive);
         let deadline = Instant::now() + self.inner.settings.load_timeout;
         loop {
             let key = self.key_for(name)?;
@@ -247,9 +255,11 @@ impl ModelManager {
                 match slots.get(&key.0) {
                     Some(Slot::Ready(model)) => {
                         model.in_flight.fetch_add(1, Ordering::SeqCst);
+                        if let Some(keep_alive) = keep_alive {
+                            *model.keep_alive.lock().expect("keep-alive lock") = keep_alive;
+                        }
                         return Ok(ModelLease {
                             loaded: model.clone(),
-                            keep_alive,
                             manager: self.inner.clone(),
                         });
                     }
@@ -424,6 +434,7 @@ impl Inner {
                 last_used: Instant::now(),
                 expires: None,
             }),
+            keep_alive: Mutex::new(self.settings.keep_alive),
         }))
     }
 

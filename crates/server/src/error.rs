@@ -70,6 +70,25 @@ impl ApiError {
         }
     }
 
+    /// 507: not enough disk.
+    pub fn insufficient_storage(message: impl Into<String>) -> Self {
+        ApiError {
+            code: Some("insufficient_storage"),
+            ..ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "server_error", message)
+        }
+    }
+
+    /// 409: the request conflicts with the state of a model (a taken name, a model
+    /// serving requests, one Perch may only read).
+    pub fn conflict(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::CONFLICT, "invalid_request_error", message)
+    }
+
+    /// 502: a server Perch fetches from failed.
+    pub fn bad_gateway(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_GATEWAY, "server_error", message)
+    }
+
     /// 503 for a reason given.
     pub fn unavailable(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", message)
@@ -178,6 +197,11 @@ impl ApiError {
     /// 500: something failed inside.
     pub fn internal(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", message)
+    }
+
+    /// The sentence saying what went wrong.
+    pub fn message(&self) -> &str {
+        &self.message
     }
 
     /// The status this error answers with.

@@ -1,20 +1,24 @@
 //! Perch's HTTP server: the OpenAI-compatible API (`/v1/models`, `/v1/chat/completions`,
-//! `/v1/completions`), `/health` and `/openapi.json`, over engines the caller loaded.
+//! `/v1/completions`), Ollama's API (`/api/…`), Perch's own (`/api/perch/…`), `/health`
+//! and `/openapi.json`, over the models of a [`perch_runtime::Node`].
 //!
 //! Everything HTTP lives here — authentication, body limits, validation into the engine's
-//! request type, SSE framing, error shapes — and nothing about models or MLX does: a
-//! request is validated once into a [`perch_engine::generate::GenerateRequest`] and handed
-//! to the model's [`perch_engine::Engine`].
+//! request type, SSE and NDJSON framing, error shapes — and nothing about MLX does: models
+//! come from the node's manager, and a request is validated once into a
+//! [`perch_engine::generate::GenerateRequest`] and handed to the model's engine.
 
 mod access;
 mod auth;
+mod channel_stream;
 mod connections;
 mod error;
 mod extract;
 mod health;
 mod metrics;
+pub mod ollama;
 pub mod openai;
 mod openapi;
+pub mod perch_api;
 mod state;
 
 pub use access::AccessPolicy;
@@ -27,6 +31,8 @@ use axum::Router;
 /// The whole API as one router.
 pub fn router(state: AppState) -> Router {
     let api = openai::router()
+        .merge(ollama::router())
+        .merge(perch_api::router())
         .merge(openapi::router())
         .merge(metrics::router())
         .layer(axum::middleware::from_fn_with_state(
@@ -45,6 +51,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             access::check,
         ))
+        .layer(axum::middleware::from_fn(ollama::error_shape::reshape))
         .layer(axum::middleware::from_fn(metrics::count_requests))
         .with_state(state)
 }

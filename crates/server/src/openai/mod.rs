@@ -7,9 +7,9 @@ mod logprobs;
 pub(crate) mod models;
 mod respond;
 pub mod responses;
-mod run;
+pub(crate) mod run;
 pub mod types;
-mod validate;
+pub(crate) mod validate;
 mod whole_number;
 
 use axum::routing::{get, post};

@@ -21,6 +21,7 @@ use super::responses::{
 use super::run::{self, Running};
 use super::types::{PromptTokensDetails, Usage};
 use super::validate::ValidRequest;
+use crate::channel_stream::channel_stream;
 use crate::{ApiError, AppState};
 
 /// Which endpoint is answering.
@@ -237,7 +238,7 @@ fn stream(
 ) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>> {
     let id = family.id();
     let created = created();
-    let stream = async_stream(move |tx| async move {
+    let stream = channel_stream(move |tx: tokio::sync::mpsc::Sender<SseEvent>| async move {
         // A client that keeps its connection open but reads nothing for `write_timeout`
         // is treated as gone.
         let send = |event: SseEvent| {
@@ -331,19 +332,4 @@ fn stream(
         send(SseEvent::default().data("[DONE]")).await;
     });
     Sse::new(stream)
-}
-
-/// A stream fed by an async task through a channel; dropping the stream (the client went
-/// away) closes the channel, which the task watches for to end itself and the generation.
-fn async_stream<F, Fut>(task: F) -> impl futures_util::Stream<Item = Result<SseEvent, Infallible>>
-where
-    F: FnOnce(tokio::sync::mpsc::Sender<SseEvent>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel(16);
-    tokio::spawn(task(tx));
-    futures_util::stream::unfold(
-        rx,
-        |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
-    )
 }

@@ -1,0 +1,26 @@
+//! Perch's own additions under `/api/perch/`: the catalog and the local models with the
+//! planner's verdict for each, downloads (list, cancel), load and unload, and the memory
+//! gauge (now, or as server-sent events once a second). The web UI, the menu-bar app and
+//! the CLI use these beside Ollama's endpoints.
+
+pub(crate) mod downloads;
+pub(crate) mod memory;
+pub(crate) mod models;
+pub mod types;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::AppState;
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/perch/catalog", get(models::catalog))
+        .route("/api/perch/models", get(models::local))
+        .route("/api/perch/load", post(models::load))
+        .route("/api/perch/unload", post(models::unload))
+        .route("/api/perch/downloads", get(downloads::list))
+        .route("/api/perch/downloads/cancel", post(downloads::cancel))
+        .route("/api/perch/memory", get(memory::now))
+        .route("/api/perch/memory/stream", get(memory::stream))
+}
