@@ -71,6 +71,28 @@ pub struct ServeArgs {
     /// default.
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     allow_origins: Vec<String>,
+    /// Tokens of context each model is planned and served with (a model's own maximum,
+    /// if less). Longer contexts need more memory for the KV cache.
+    #[arg(long, value_name = "TOKENS", default_value_t = NodeSettings::from_env().context_length)]
+    context_length: u64,
+    /// How long a model stays loaded after its last request when the request names no
+    /// keep-alive: `5m`, `1h`, `0` (unload at once), `-1` (forever). Models named with
+    /// --model stay loaded.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "5m",
+        allow_hyphen_values = true
+    )]
+    keep_alive: String,
+    /// Most models loaded at once; loading another unloads the least recently used idle
+    /// one.
+    #[arg(long, value_name = "COUNT", default_value_t = NodeSettings::from_env().manager.max_loaded)]
+    max_loaded_models: usize,
+    /// Gigabytes of memory kept for the operating system and other programs (default 4
+    /// on macOS, 2 elsewhere); models are planned within the rest.
+    #[arg(long, value_name = "GB")]
+    os_reserve_gb: Option<f64>,
     /// Megabytes of freed GPU/CPU buffers MLX may keep for reuse (0 keeps none).
     #[arg(long, value_name = "MB", default_value_t = buffer_cache::DEFAULT_LIMIT >> 20)]
     buffer_cache_mb: usize,
@@ -131,6 +153,22 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("--buffer-cache-mb is too large")?;
     let mut settings = NodeSettings::from_env();
     settings.buffer_cache = cache_bytes as u64;
+    if !(256..=10_000_000).contains(&args.context_length) {
+        bail!(
+            "--context-length must be between 256 and 10000000 tokens, got {}",
+            args.context_length
+        );
+    }
+    settings.context_length = args.context_length;
+    settings.manager.keep_alive =
+        KeepAlive::parse(&args.keep_alive).map_err(|e| anyhow::anyhow!("--keep-alive: {e}"))?;
+    settings.manager.max_loaded = count("max-loaded-models", args.max_loaded_models)?;
+    if let Some(gb) = args.os_reserve_gb {
+        if !(0.0..=1e6).contains(&gb) {
+            bail!("--os-reserve-gb must be a number of gigabytes from 0, got {gb}");
+        }
+        settings.os_reserve = (gb * (1u64 << 30) as f64) as u64;
+    }
     let names = if args.models.is_empty() {
         vec![DEFAULT_MODEL.to_owned()]
     } else {

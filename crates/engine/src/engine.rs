@@ -79,7 +79,9 @@ impl GenerationStream {
         self.cancel.store(true, Ordering::Relaxed);
         if let Some(job) = self.queue.remove(self.id) {
             let _span = job.span.enter();
-            let finished = generate::cancelled_summary(&job.request, Phase::Queued, 0, job.arrived);
+            let waited = job.arrived.elapsed();
+            let finished =
+                generate::cancelled_summary(&job.request, Phase::Queued, 0, job.arrived, waited);
             log_cancelled(&finished);
             let _ = job.events.send(Ok(Event::Done(finished)));
         }
@@ -216,6 +218,7 @@ fn log_cancelled(finished: &Finished) {
             prompt_tokens = finished.prompt_tokens,
             prefilled_tokens = finished.prefilled_tokens,
             completion_tokens = finished.completion_tokens,
+            queue_ms = (finished.queued.as_secs_f64() * 1e3).round(),
             elapsed_ms = ((finished.time_to_first_token + finished.decode_time).as_secs_f64()
                 * 1e3)
                 .round(),

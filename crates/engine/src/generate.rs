@@ -98,6 +98,8 @@ pub struct Finished {
     pub completion_tokens: usize,
     /// Prompt tokens whose keys and values were reused from a cache.
     pub cached_tokens: usize,
+    /// From arrival to the model starting on it (waiting behind earlier requests).
+    pub queued: Duration,
     /// From arrival (time waiting for the model included) to the first token being known.
     pub time_to_first_token: Duration,
     /// From the first token to the end.
@@ -132,12 +134,13 @@ pub fn generate(
     cancelled: &dyn Fn() -> bool,
     mut emit: impl FnMut(Event) -> bool,
 ) -> Result<Finished> {
+    let queued = arrived.elapsed();
     if cancelled() {
         return Ok(cancelled_before_decode(
             request,
             Phase::Queued,
             0,
-            arrived,
+            (arrived, queued),
             emit,
         ));
     }
@@ -178,7 +181,7 @@ pub fn generate(
                 request,
                 Phase::Prefill,
                 processed,
-                arrived,
+                (arrived, queued),
                 emit,
             ))
         }
@@ -262,6 +265,7 @@ pub fn generate(
         prefilled_tokens: request.prompt.len(),
         completion_tokens: generated,
         cached_tokens: 0,
+        queued,
         time_to_first_token: first - arrived,
         decode_time: first.elapsed(),
         graph_build_time,
@@ -272,26 +276,27 @@ pub fn generate(
 }
 
 /// Ends a generation cancelled in `phase`, after `prefilled` prompt tokens, with its
-/// summary.
+/// summary (`timing`: when it arrived and how long it waited for the model).
 fn cancelled_before_decode(
     request: &GenerateRequest,
     phase: Phase,
     prefilled: usize,
-    arrived: Instant,
+    (arrived, queued): (Instant, Duration),
     mut emit: impl FnMut(Event) -> bool,
 ) -> Finished {
-    let finished = cancelled_summary(request, phase, prefilled, arrived);
+    let finished = cancelled_summary(request, phase, prefilled, arrived, queued);
     emit(Event::Done(finished.clone()));
     finished
 }
 
-/// The summary of a generation that arrived at `arrived` and was cancelled in `phase`
-/// (before decoding) after `prefilled` prompt tokens.
+/// The summary of a generation that arrived at `arrived`, waited `queued` for the model,
+/// and was cancelled in `phase` (before decoding) after `prefilled` prompt tokens.
 pub fn cancelled_summary(
     request: &GenerateRequest,
     phase: Phase,
     prefilled: usize,
     arrived: Instant,
+    queued: Duration,
 ) -> Finished {
     Finished {
         reason: FinishReason::Cancelled(phase),
@@ -299,6 +304,7 @@ pub fn cancelled_summary(
         prefilled_tokens: prefilled,
         completion_tokens: 0,
         cached_tokens: 0,
+        queued,
         time_to_first_token: arrived.elapsed(),
         decode_time: Duration::ZERO,
         graph_build_time: Duration::ZERO,

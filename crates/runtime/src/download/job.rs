@@ -92,7 +92,7 @@ pub(super) async fn run(
                     Ok(snapshot) => {
                         return from_hub(&plan.name, snapshot, store, hub, progress, cancel).await
                     }
-                    Err(e @ HubError::Unreachable { .. }) if plan.sources.len() > 1 => {
+                    Err(e) if plan.sources.len() > 1 => {
                         tracing::warn!("{e}; trying the next source of {}", plan.name);
                         tried.push(e.to_string());
                     }

@@ -72,6 +72,7 @@ pub(crate) fn log_finished(endpoint: &str, model: &str, finished: &Finished) {
         model,
         prompt_tokens = finished.prompt_tokens,
         completion_tokens = finished.completion_tokens,
+        queue_ms = (finished.queued.as_secs_f64() * 1e3).round(),
         ttft_ms = (finished.time_to_first_token.as_secs_f64() * 1e3).round(),
         tok_s = (tok_s * 10.0).round() / 10.0,
         finish = ?finished.reason,

@@ -13,8 +13,9 @@ use serde_json::{json, Value};
 /// The name the test model is stored under.
 pub const MODEL: &str = "smollm2";
 
-/// A store holding the test model as `smollm2`, made once per test binary.
-fn test_home() -> PathBuf {
+/// A store holding the test model as `smollm2`, made once per test binary; nodes share it
+/// and only read it.
+pub fn test_home() -> PathBuf {
     static HOME: OnceLock<PathBuf> = OnceLock::new();
     HOME.get_or_init(|| {
         let home = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
