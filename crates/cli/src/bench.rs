@@ -1,5 +1,7 @@
-//! `perch bench MODEL`: load time, prefill and decode speed, peak memory and the host time
-//! spent building each decode step's graph — warm-up, then several runs, medians printed.
+//! `perch bench MODEL`: load time (beside the time to read the files), prefill and decode
+//! speed, the host time spent building each decode step's graph, and memory — what the
+//! planner estimated from the headers beside what MLX and the process measured —
+//! warm-up, then several runs, medians printed.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -8,6 +10,7 @@ use anyhow::Context;
 use perch_engine::generate::{generate, measure_graph_build, Finished, GenerateRequest};
 use perch_engine::model::Model;
 use perch_mlx::memory;
+use perch_runtime::planner::{Budget, Footprint, MemoryPlanner};
 
 /// Arguments of `perch bench`.
 #[derive(clap::Args)]
@@ -34,10 +37,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         args.prompt_tokens > 0 && args.gen_tokens > 1 && args.runs > 0,
         "need ≥1 prompt token, ≥2 generated tokens and ≥1 run"
     );
+    let read_s = read_files(&args.model)?;
+    let facts = perch_engine::inspect::inspect(&args.model)?;
+    let rss_before = resident_bytes();
     let start = Instant::now();
     let model =
         Model::load(&args.model).with_context(|| format!("loading {}", args.model.display()))?;
     let load_s = start.elapsed().as_secs_f64();
+    let loaded_bytes = memory::active() as f64;
+    let rss_loaded = resident_bytes().saturating_sub(rss_before) as f64;
     let prompt = bench_prompt(&model, args.prompt_tokens)?;
     let request = GenerateRequest {
         prompt,
@@ -71,6 +79,17 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let build_ms =
         median(&|f| f.graph_build_time.as_secs_f64() * 1e3 / f.decode_steps.max(1) as f64);
     let peak_mb = memory::peak() as f64 / 1e6;
+    // The plan for this run's context, without the buffer cache (a cap, not a use).
+    let planner = MemoryPlanner::new(
+        Budget {
+            total: u64::MAX / 2,
+            os_reserve: 0,
+            working_set: None,
+        },
+        0,
+        (args.prompt_tokens + args.gen_tokens) as u64,
+    );
+    let need = planner.need(&Footprint::from(&facts));
     let mut idle: Vec<f64> = measure_graph_build(&model, &request.prompt, 32)?
         .iter()
         .map(|d| d.as_secs_f64() * 1e3)
@@ -80,6 +99,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.json {
         let line = serde_json::json!({
             "load_s": load_s,
+            "read_s": read_s,
+            "planned_weights_mb": need.weights as f64 / 1e6,
+            "loaded_weights_mb": loaded_bytes / 1e6,
+            "loaded_rss_mb": rss_loaded / 1e6,
+            "planned_mb": need.total() as f64 / 1e6,
             "prefill_tok_s": prefill,
             "decode_tok_s": decode,
             "graph_build_ms_per_token": build_ms,
@@ -100,7 +124,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             perch_mlx::default_device(),
             perch_mlx::version()
         );
-        println!("load             {load_s:.2} s");
+        println!(
+            "load             {load_s:.2} s ({:.1}× the {read_s:.2} s to read the files)",
+            load_s / read_s
+        );
         println!(
             "prefill          {prefill:.1} tok/s ({} prompt tokens)",
             args.prompt_tokens
@@ -115,11 +142,52 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
         println!("peak memory      {peak_mb:.1} MB (MLX allocator)");
         println!(
+            "planned          {:.1} MB weights from the headers; loaded: {:.1} MB (MLX), {:.1} MB \
+             (process RSS)",
+            need.weights as f64 / 1e6,
+            loaded_bytes / 1e6,
+            rss_loaded / 1e6
+        );
+        println!(
+            "                 {:.1} MB for a {}-token run (KV {:.1}, workspace {:.1}); peak {peak_mb:.1} \
+             MB: {:.2}×",
+            need.total() as f64 / 1e6,
+            need.context,
+            need.kv as f64 / 1e6,
+            need.workspace as f64 / 1e6,
+            need.total() as f64 / 1e6 / peak_mb
+        );
+        println!(
             "runs             {} measured after 1 warm-up; medians",
             args.runs
         );
     }
     Ok(())
+}
+
+/// Seconds to read every file of the model at `path` once, start to end.
+fn read_files(path: &std::path::Path) -> anyhow::Result<f64> {
+    let files: Vec<PathBuf> = if path.is_dir() {
+        std::fs::read_dir(path)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .collect()
+    } else {
+        vec![path.to_owned()]
+    };
+    let start = Instant::now();
+    for file in files {
+        std::io::copy(&mut std::fs::File::open(&file)?, &mut std::io::sink())?;
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
+
+/// This process's resident memory.
+fn resident_bytes() -> u64 {
+    let mut system = sysinfo::System::new();
+    let pid = sysinfo::Pid::from_u32(std::process::id());
+    system.refresh_processes(sysinfo::ProcessesToUpdate::Some(&[pid]), true);
+    system.process(pid).map_or(0, sysinfo::Process::memory)
 }
 
 /// A prompt of exactly `n` tokens: ordinary English text, repeated as needed.

@@ -26,7 +26,7 @@ enum Command {
     /// Measure load time, prefill and decode speed, and memory of a model.
     Bench(bench::BenchArgs),
     /// Serve models over the OpenAI-compatible API (default: smollm2:135m on loopback).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Chat with a model in the terminal.
     Run(chat::RunArgs),
     /// Download a model (catalog alias, owner/repo, or hf.co/owner/repo:QUANT).
@@ -52,7 +52,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     perch_runtime::logging::init();
     match Cli::parse().command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Run(args) => chat::run(args),
         Command::Import(args) => import::run(args),
         Command::Bench(args) => bench::run(args),

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use perch_engine::buffer_cache;
 use perch_runtime::catalog::DEFAULT_MODEL;
+use perch_runtime::manifest::ManifestSource;
 use perch_runtime::names::{self, ModelName, Origin};
 use perch_runtime::{node_address, KeepAlive, LocalModel, Node, NodeSettings};
 use perch_server::{AccessPolicy, AppState, Limits};
@@ -218,16 +219,24 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     })
 }
 
-/// The model `name` names on this machine: a path is added to the store (once); a model
-/// not in the store yet is pulled, with a progress bar.
+/// The model `name` names on this machine: a path is added to the store once (found
+/// again by where it came from); a model not in the store yet is pulled, with a progress
+/// bar.
 async fn local_model(node: &Node, name: &str) -> anyhow::Result<LocalModel> {
-    let parsed = names::parse(name, Origin::Local)?;
-    if let ModelName::Path(path) = &parsed {
-        if let Some(model) = node.store.get(&parsed.canonical()) {
-            return Ok(model);
-        }
-        let (store, path) = (node.store.clone(), path.clone());
-        return Ok(tokio::task::spawn_blocking(move || store.add(&path, None)).await??);
+    if let ModelName::Path(path) = names::parse(name, Origin::Local)? {
+        let store = node.store.clone();
+        return tokio::task::spawn_blocking(move || {
+            let path = std::fs::canonicalize(&path)
+                .with_context(|| format!("{} cannot be read", path.display()))?;
+            let added = store.list().into_iter().find(|m| {
+                matches!(&m.manifest.source, ManifestSource::Local { path: from } if *from == path)
+            });
+            match added {
+                Some(model) => Ok(model),
+                None => Ok(store.add(&path, None)?),
+            }
+        })
+        .await?;
     }
     if let Some(model) = node.store.get(name) {
         return Ok(model);

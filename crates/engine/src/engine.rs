@@ -272,11 +272,11 @@ impl Engine for MlxEngine {
         let id = self.jobs.next_id();
         let job = Job {
             id,
+            arrived: request.arrived.unwrap_or_else(Instant::now),
             request,
             events: tx,
             cancel: cancel.clone(),
             span: tracing::Span::current(),
-            arrived: Instant::now(),
         };
         if !self.jobs.push(job) {
             return Err(EngineError::Unloaded);

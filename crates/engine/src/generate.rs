@@ -32,6 +32,10 @@ pub struct GenerateRequest {
     pub stop: Vec<String>,
     /// Keep going past end-of-sequence tokens (for benchmarks).
     pub ignore_eos: bool,
+    /// When the request arrived, if earlier than when it is handed to the engine (a
+    /// server counts its wait for the model to load); time to first token and queue time
+    /// count from here.
+    pub arrived: Option<Instant>,
 }
 
 /// A token's log-probability and its most likely alternatives.

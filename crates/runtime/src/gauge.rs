@@ -6,7 +6,6 @@
 //! its available memory counts free and inactive pages, so used covers wired, active and
 //! compressed memory, as Activity Monitor's "Memory Used" does).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -58,9 +57,9 @@ impl Gauge {
         let mut system = System::new();
         let first = read(&mut system, &manager);
         let (tx, rx) = watch::channel(first);
-        let tx = Arc::new(tx);
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            let second = Duration::from_secs(1);
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + second, second);
             loop {
                 tick.tick().await;
                 if tx.is_closed() {

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::manifest::{Manifest, ManifestFile, ManifestSource};
-use crate::store::{is_model_file, LocalModel};
+use crate::store::{is_mlx_folder, is_model_file, LocalModel};
 
 /// The cache directory the environment names, if any exists.
 pub fn from_env() -> Option<PathBuf> {
@@ -74,8 +74,7 @@ fn models_in(repo: &str, commit: &str, snapshot: &Path) -> Vec<LocalModel> {
         commit: commit.to_owned(),
     };
     let mut models = Vec::new();
-    if names.iter().any(|n| n == "config.json") && names.iter().any(|n| n.ends_with(".safetensors"))
-    {
+    if is_mlx_folder(names.iter().map(String::as_str)) {
         let files: Vec<&String> = names.iter().filter(|n| is_model_file(n)).collect();
         if let Some(model) = model(repo.to_owned(), snapshot, snapshot, &files, source()) {
             models.push(model);

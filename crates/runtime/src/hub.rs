@@ -7,7 +7,7 @@
 use serde::Deserialize;
 
 use crate::hf_cache::quant_of;
-use crate::store::is_model_file;
+use crate::store::{is_mlx_folder, is_model_file};
 
 /// Where the hub is and who is asking.
 #[derive(Clone, Debug)]
@@ -207,8 +207,7 @@ fn choose_files(
     files: Vec<HubFile>,
     quant: Option<&str>,
 ) -> Result<Vec<HubFile>, HubError> {
-    let is_mlx = files.iter().any(|f| f.path == "config.json")
-        && files.iter().any(|f| f.path.ends_with(".safetensors"));
+    let is_mlx = is_mlx_folder(files.iter().map(|f| f.path.as_str()));
     let ggufs: Vec<&HubFile> = files
         .iter()
         .filter(|f| f.path.ends_with(".gguf") && !f.path.contains('/'))

@@ -44,6 +44,11 @@ impl KeepAlive {
         }
     }
 
+    /// A request's `keep_alive` field, if it has one.
+    pub fn from_field(value: Option<&serde_json::Value>) -> Result<Option<KeepAlive>, String> {
+        value.map(KeepAlive::from_json).transpose()
+    }
+
     /// Parses `"5m"`, `"1h30m"`, `"-1"`, `"300"`.
     pub fn parse(text: &str) -> Result<KeepAlive, String> {
         let text = text.trim();

@@ -100,6 +100,15 @@ impl Manifest {
     }
 }
 
+/// What the engine loads of a model whose `files` are in `dir`: its GGUF file, or the
+/// folder (an MLX model).
+pub fn load_path(dir: &Path, files: &[ManifestFile]) -> PathBuf {
+    match files.iter().find(|f| f.path.ends_with(".gguf")) {
+        Some(f) => dir.join(&f.path),
+        None => dir.to_owned(),
+    }
+}
+
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

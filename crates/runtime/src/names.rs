@@ -96,7 +96,7 @@ pub fn parse(text: &str, origin: Origin) -> Result<ModelName, NameError> {
                 revision: None,
                 quant: quant
                     .filter(|q| !q.eq_ignore_ascii_case("latest"))
-                    .map(str::to_owned),
+                    .map(str::to_ascii_uppercase),
             });
         }
     }
@@ -124,6 +124,23 @@ pub fn parse(text: &str, origin: Origin) -> Result<ModelName, NameError> {
         check_part(t, "tag").map_err(|r| refuse(&r))?;
     }
     Ok(ModelName::Short(text.to_owned()))
+}
+
+/// The forms `name` may be stored under: as written, in its canonical form (`hf.co/…`
+/// with the quantization in capitals), and with `:latest` when it has no tag.
+pub fn lookup_forms(name: &str) -> Vec<String> {
+    let mut forms = vec![name.to_owned()];
+    if let Ok(parsed) = parse(name, Origin::Network) {
+        let canonical = parsed.canonical();
+        if let ModelName::Short(short) = &parsed {
+            if !short.contains(':') {
+                forms.push(format!("{short}:latest"));
+            }
+        }
+        forms.push(canonical);
+    }
+    forms.dedup();
+    forms
 }
 
 impl ModelName {

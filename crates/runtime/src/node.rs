@@ -116,11 +116,7 @@ pub(crate) fn manifest_for(
     dir: &std::path::Path,
     files: Vec<ManifestFile>,
 ) -> Result<Manifest, StoreError> {
-    let load_path = match files.iter().find(|f| f.path.ends_with(".gguf")) {
-        Some(f) => dir.join(&f.path),
-        None => dir.to_owned(),
-    };
-    let facts = perch_engine::inspect::inspect(&load_path)
+    let facts = perch_engine::inspect::inspect(&crate::manifest::load_path(dir, &files))
         .map_err(|e| StoreError::Unreadable(e.to_string()))?;
     Ok(Manifest {
         name: name.to_owned(),

@@ -61,7 +61,13 @@ pub struct Need {
 impl Need {
     /// All of it.
     pub fn total(&self) -> u64 {
-        self.weights + self.kv + self.workspace + self.buffer_cache
+        self.resident() + self.buffer_cache
+    }
+
+    /// What the model itself holds: all but MLX's buffer cache, which is one limit for
+    /// the whole process and so is counted once, with the model being planned.
+    pub fn resident(&self) -> u64 {
+        self.weights + self.kv + self.workspace
     }
 }
 
@@ -90,7 +96,7 @@ impl Budget {
 pub struct Resident {
     /// Its name.
     pub name: String,
-    /// Bytes planned for it.
+    /// Bytes planned for it ([`Need::resident`]).
     pub bytes: u64,
     /// Whether it could be unloaded now (no request in flight).
     pub idle: bool,

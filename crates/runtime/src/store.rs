@@ -71,15 +71,7 @@ impl LocalModel {
 
     /// What the engine loads: the GGUF file, or the MLX folder.
     pub fn load_path(&self) -> PathBuf {
-        match self
-            .manifest
-            .files
-            .iter()
-            .find(|f| f.path.ends_with(".gguf"))
-        {
-            Some(f) if self.manifest.format == "gguf" => self.dir.join(&f.path),
-            _ => self.dir.clone(),
-        }
+        crate::manifest::load_path(&self.dir, &self.manifest.files)
     }
 }
 
@@ -152,12 +144,15 @@ impl ModelStore {
         models
     }
 
-    /// The model called `name` (a name without a tag also finds `name:latest`).
+    /// The model called `name`, in any form it may be written in
+    /// ([`names::lookup_forms`]: a name without a tag also finds `name:latest`).
     pub fn get(&self, name: &str) -> Option<LocalModel> {
-        let latest = format!("{name}:latest");
-        self.list()
-            .into_iter()
-            .find(|m| m.name() == name || (!name.contains(':') && m.name() == latest))
+        let forms = names::lookup_forms(name);
+        let models = self.list();
+        forms
+            .iter()
+            .find_map(|form| models.iter().find(|m| m.name() == form))
+            .cloned()
     }
 
     /// Moves the complete, verified files in `staging` into the store as `manifest.name`,
@@ -251,7 +246,7 @@ impl ModelStore {
         let manifest = Manifest {
             name,
             source: ManifestSource::Local {
-                path: path.to_owned(),
+                path: std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned()),
             },
             format: facts.format.as_str().to_owned(),
             bytes_on_disk: files.iter().map(|f| f.size).sum(),
@@ -357,6 +352,11 @@ pub(crate) fn model_files_in(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
     Ok(files)
 }
 
+/// Whether files of these names make an MLX folder: a `config.json` and weights.
+pub fn is_mlx_folder<'a>(mut names: impl Iterator<Item = &'a str> + Clone) -> bool {
+    names.clone().any(|n| n == "config.json") && names.any(|n| n.ends_with(".safetensors"))
+}
+
 /// Whether the engine reads a file of this name in an MLX folder.
 pub fn is_model_file(name: &str) -> bool {
     name.ends_with(".safetensors")
@@ -372,7 +372,10 @@ pub fn is_model_file(name: &str) -> bool {
         )
 }
 
+/// Links `to` to the file `from` names (following a symbolic link, as the Hugging Face
+/// cache's are), or copies it where the file system cannot link.
 fn link_or_copy(from: &Path, to: &Path) -> Result<(), StoreError> {
+    let from = &std::fs::canonicalize(from).map_err(|e| StoreError::io(from, e))?;
     if std::fs::hard_link(from, to).is_ok() {
         return Ok(());
     }

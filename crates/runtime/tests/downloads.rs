@@ -113,6 +113,18 @@ async fn a_cut_transfer_resumes_from_the_cut() {
     );
     assert_eq!(std::fs::read(model.load_path()).unwrap().len() as u64, SIZE);
     assert!(f.store.get(GGUF_NAME).is_some());
+
+    // Pulled again at the same commit: nothing is fetched, whatever the name's case.
+    let again = f
+        .downloads()
+        .pull(&GGUF_NAME.replace("Q4_1", "q4_1"))
+        .unwrap();
+    assert_eq!(again.finished().await.unwrap().name(), GGUF_NAME);
+    assert_eq!(
+        weights_transfers(&f.stats().await).len(),
+        2,
+        "no new transfer"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

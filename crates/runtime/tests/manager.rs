@@ -160,7 +160,7 @@ async fn unknown_and_hostile_names_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_keep_alive_given_holds_for_requests_that_give_none() {
+async fn a_load_sets_the_standing_keep_alive_and_a_request_its_own() {
     let manager = manager_keeping(store(), 3.0, KeepAlive::For(Duration::ZERO));
     drop(manager.acquire("a", None).await.unwrap());
     assert!(
@@ -168,15 +168,10 @@ async fn a_keep_alive_given_holds_for_requests_that_give_none() {
         "the default here unloads at once"
     );
 
-    drop(
-        manager
-            .acquire("a", Some(KeepAlive::Forever))
-            .await
-            .unwrap(),
-    );
+    manager.load("a", Some(KeepAlive::Forever)).await.unwrap();
     drop(manager.acquire("a", None).await.unwrap());
     let loaded = manager.loaded();
-    assert_eq!(loaded.len(), 1, "kept, as the earlier request asked");
+    assert_eq!(loaded.len(), 1, "kept, as the load asked");
     assert_eq!(loaded[0].expires_at(), None);
 
     drop(
@@ -185,5 +180,19 @@ async fn a_keep_alive_given_holds_for_requests_that_give_none() {
             .await
             .unwrap(),
     );
-    assert!(manager.loaded().is_empty());
+    assert!(manager.loaded().is_empty(), "this request asked for 0");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_outlasting_the_idle_deadline_does_not_unload_its_model() {
+    let manager = manager_keeping(store(), 3.0, KeepAlive::For(Duration::from_secs(1)));
+    drop(manager.acquire("a", None).await.unwrap());
+    // Idle now, due to go in a second; a request arrives and runs past that.
+    let lease = manager.acquire("a", None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(manager.loaded().len(), 1, "busy models never expire");
+    drop(lease);
+    assert_eq!(manager.loaded().len(), 1, "its keep-alive starts now");
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    assert!(manager.loaded().is_empty(), "and ends a second later");
 }

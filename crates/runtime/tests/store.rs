@@ -125,4 +125,14 @@ fn models_in_the_hugging_face_cache_are_listed_in_place() {
         store.remove(model.name()),
         Err(StoreError::ReadOnly(_))
     ));
+
+    // A copy into the store gets the file the cache's link points at, not the link.
+    store.copy(model.name(), "mine").unwrap();
+    let mine = store.get("mine").unwrap();
+    assert!(!mine.read_only);
+    assert!(store.verify("mine").unwrap().bad.is_empty());
+    assert!(!std::fs::symlink_metadata(mine.load_path())
+        .unwrap()
+        .file_type()
+        .is_symlink());
 }

@@ -21,3 +21,16 @@ where
         |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
     )
 }
+
+/// Sends `item`, giving up after `timeout`: a client that keeps its connection open but
+/// reads nothing that long is treated as gone. False when it is gone.
+pub(crate) async fn send_within<T>(
+    tx: &tokio::sync::mpsc::Sender<T>,
+    item: T,
+    timeout: std::time::Duration,
+) -> bool {
+    matches!(
+        tokio::time::timeout(timeout, tx.send(item)).await,
+        Ok(Ok(()))
+    )
+}

@@ -196,7 +196,12 @@ async fn document(State(state): State<AppState>) -> Json<Document> {
         limits.max_queue,
         limits.max_connections,
     ));
-    let names: Vec<serde_json::Value> = state.model_names().into_iter().map(Into::into).collect();
+    let names: Vec<serde_json::Value> = state
+        .local_models()
+        .await
+        .iter()
+        .map(|m| m.name().into())
+        .collect();
     let schemas = document.components.as_mut().map(|c| &mut c.schemas);
     for (name, schema) in schemas.into_iter().flatten() {
         // A pull names a model that is not here yet.

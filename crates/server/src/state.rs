@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use perch_runtime::{KeepAlive, ModelLease, Node};
+use perch_runtime::{KeepAlive, LocalModel, ModelLease, Node};
 use tokio::sync::Semaphore;
 
 use crate::{AccessPolicy, ApiError};
@@ -93,13 +93,21 @@ impl AppState {
             .map_err(ApiError::from)
     }
 
-    /// The names of the models on this machine.
-    pub(crate) fn model_names(&self) -> Vec<String> {
-        self.node
-            .store
-            .list()
-            .iter()
-            .map(|m| m.name().to_owned())
-            .collect()
+    /// The models on this machine (read off the async workers: listing reads every
+    /// manifest and the Hugging Face cache's headers).
+    pub(crate) async fn local_models(&self) -> Vec<LocalModel> {
+        let store = self.node.store.clone();
+        tokio::task::spawn_blocking(move || store.list())
+            .await
+            .unwrap_or_default()
+    }
+
+    /// The model on this machine called `name`, if any (read off the async workers).
+    pub(crate) async fn local_model(&self, name: &str) -> Option<LocalModel> {
+        let (store, name) = (self.node.store.clone(), name.to_owned());
+        tokio::task::spawn_blocking(move || store.get(&name))
+            .await
+            .ok()
+            .flatten()
     }
 }

@@ -130,11 +130,25 @@ async fn from_hub(
     progress: &watch::Sender<Progress>,
     cancel: &CancellationToken,
 ) -> Result<LocalModel, DownloadError> {
+    let already = store.get(name).filter(|m| {
+        m.manifest.source
+            == ManifestSource::HuggingFace {
+                repo: snapshot.repo.clone(),
+                commit: snapshot.commit.clone(),
+            }
+    });
+    if let Some(model) = already {
+        progress.send_modify(|p| {
+            p.total = model.manifest.bytes_on_disk;
+            p.completed = model.manifest.bytes_on_disk;
+        });
+        return Ok(model);
+    }
     let dir = work_dir(store, name, &snapshot.commit)?;
     let have: u64 = snapshot
         .files
         .iter()
-        .map(|f| partial_len(&dir, f).min(f.size))
+        .map(|f| on_disk(&dir, f).min(f.size))
         .sum();
     let total = snapshot.total();
     check_disk(&dir, total - have)?;
@@ -245,7 +259,13 @@ fn partial_path(dir: &Path, file: &HubFile) -> PathBuf {
     dir.join(format!("{}.partial", file.path))
 }
 
-fn partial_len(dir: &Path, file: &HubFile) -> u64 {
+/// Bytes of `file` in the work folder: all of it once verified (it then has its own
+/// name), else its partial file's.
+fn on_disk(dir: &Path, file: &HubFile) -> u64 {
+    let verified = std::fs::metadata(dir.join(&file.path)).map_or(0, |m| m.len());
+    if verified == file.size {
+        return verified;
+    }
     std::fs::metadata(partial_path(dir, file)).map_or(0, |m| m.len())
 }
 
@@ -272,6 +292,10 @@ async fn fetch_with_retries(
     landed: &AtomicU64,
     cancel: &CancellationToken,
 ) -> Result<(), DownloadError> {
+    if std::fs::metadata(dir.join(&file.path)).is_ok_and(|m| m.len() == file.size) {
+        // Verified by an earlier attempt.
+        return Ok(());
+    }
     let partial = partial_path(dir, file);
     let mut attempt = 1;
     loop {
@@ -291,9 +315,15 @@ async fn fetch_with_retries(
     }
 }
 
-/// Checks a fetched file against the hub's hash, then gives it its real name.
+/// Checks a fetched file against the hub's hash, then gives it its real name (a file
+/// an earlier attempt verified and named is checked again where it is).
 async fn verify(dir: &Path, file: &HubFile) -> Result<ManifestFile, DownloadError> {
-    let partial = partial_path(dir, file);
+    let target = dir.join(&file.path);
+    let partial = if target.exists() {
+        target.clone()
+    } else {
+        partial_path(dir, file)
+    };
     let (path, expected) = (partial.clone(), file.clone());
     let digest = tokio::task::spawn_blocking(move || match &expected.sha256 {
         Some(_) => sha256_file(&path).map(|d| (Some(d.clone()), d)),
@@ -313,7 +343,6 @@ async fn verify(dir: &Path, file: &HubFile) -> Result<ManifestFile, DownloadErro
             want.expect("checked")
         )));
     }
-    let target = dir.join(&file.path);
     std::fs::rename(&partial, &target)
         .map_err(|e| DownloadError::Io(format!("{}: {e}", target.display())))?;
     Ok(ManifestFile {

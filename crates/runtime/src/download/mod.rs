@@ -196,9 +196,15 @@ impl Downloads {
         let plan = job::plan(name)?;
         let key = plan.name.clone();
         let mut running = self.running.lock().expect("downloads lock");
+        // A cancelled download still winding down shares the work folder: the new one
+        // starts when it has stopped.
+        let mut previous = None;
         if let Some(download) = running.get(&key) {
             if !download.progress().ended() {
-                return Ok(download.clone());
+                if !download.cancel.is_cancelled() {
+                    return Ok(download.clone());
+                }
+                previous = Some(download.clone());
             }
         }
         let (progress_tx, progress_rx) = watch::channel(Progress::new(&key));
@@ -213,6 +219,9 @@ impl Downloads {
         running.insert(key, download.clone());
         let (store, hub) = (self.store.clone(), self.hub.clone());
         tokio::spawn(async move {
+            if let Some(previous) = previous {
+                let _ = previous.finished().await;
+            }
             let result = job::run(plan, &store, &hub, &progress_tx, &cancel).await;
             progress_tx.send_modify(|p| match &result {
                 Ok(_) => {

@@ -1,6 +1,7 @@
 //! One file over HTTP into `NAME.partial`, resuming where an earlier attempt stopped: a
-//! partial file of N bytes asks for `Range: bytes=N-` and appends what comes back. A
-//! server that ignores the range (200) or refuses it (416) starts the file over. Bytes
+//! partial file of N bytes asks for `Range: bytes=N-` and appends what comes back (only
+//! when `Content-Range` says it starts at N). A server that ignores the range (200) or
+//! refuses it (416) starts the file over. Bytes
 //! are counted as they land, for the progress of the whole download.
 
 use std::path::Path;
@@ -45,7 +46,24 @@ pub(super) async fn fetch(
         () = cancel.cancelled() => return Err(DownloadError::Cancelled),
     };
     let status = response.status().as_u16();
+    let resumes_here = response
+        .headers()
+        .get("content-range")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("bytes "))
+        .and_then(|v| v.split('-').next())
+        .and_then(|start| start.parse::<u64>().ok())
+        == Some(have);
     let append = match status {
+        // A part that starts anywhere but at the end of what is on disk is refetched.
+        206 if !resumes_here => {
+            tokio::fs::remove_file(partial).await.map_err(io)?;
+            landed.fetch_sub(have, Ordering::Relaxed);
+            return Err(DownloadError::Network(format!(
+                "{}: the server resumed at another offset; starting the file over",
+                file.path
+            )));
+        }
         206 => true,
         200 | 416 => false,
         _ => {

@@ -18,7 +18,7 @@ use super::types::{
     ChatMessage, ChatRequest, GenerateChunk, GenerateRequest, OllamaErrorBody, Options,
 };
 use super::{ndjson, rfc3339};
-use crate::channel_stream::channel_stream;
+use crate::channel_stream::{channel_stream, send_within};
 use crate::extract::JsonBody;
 use crate::openai::types::{
     ChatCompletionRequest, CompletionRequest, Content, Message, Prompt, Sampling, Stop,
@@ -107,7 +107,14 @@ pub(crate) async fn chat(
         sampling: sampling(body.options.unwrap_or_default(), stream),
     };
     let request = validate::off_runtime(&state, move |s| validate::chat(s, lease, openai)).await?;
-    answer(&state, Shape::Chat, request, arrived, loaded_in).await
+    answer(
+        &state,
+        Shape::Chat,
+        request.arrived_at(arrived),
+        arrived,
+        loaded_in,
+    )
+    .await
 }
 
 /// Completes a prompt (through the chat template unless `raw`).
@@ -191,7 +198,14 @@ pub(crate) async fn generate(
         };
         validate::off_runtime(&state, move |s| validate::chat(s, lease, openai)).await?
     };
-    answer(&state, Shape::Generate, request, arrived, loaded_in).await
+    answer(
+        &state,
+        Shape::Generate,
+        request.arrived_at(arrived),
+        arrived,
+        loaded_in,
+    )
+    .await
 }
 
 /// Ollama's options as the shared sampling fields, with Ollama's defaults.
@@ -216,10 +230,7 @@ fn sampling(o: Options, stream: bool) -> Sampling {
 }
 
 fn keep_alive(value: Option<&Value>) -> Result<Option<KeepAlive>, ApiError> {
-    value
-        .map(KeepAlive::from_json)
-        .transpose()
-        .map_err(|m| ApiError::invalid_field("keep_alive", m))
+    KeepAlive::from_field(value).map_err(|m| ApiError::invalid_field("keep_alive", m))
 }
 
 fn refuse_format(format: Option<&Value>) -> Result<(), ApiError> {
@@ -248,7 +259,7 @@ async fn load_or_unload(
     let mut chunk = shape.chunk(model, String::new());
     chunk.done = true;
     if keep_alive == Some(KeepAlive::For(Duration::ZERO)) {
-        if state.node.store.get(model).is_none() {
+        if state.local_model(model).await.is_none() {
             return Err(super::not_found(model));
         }
         state.node.manager.unload(model);
@@ -272,25 +283,15 @@ async fn answer(
 ) -> Result<Response, ApiError> {
     let mut running = run::start(state, shape.endpoint(), &request)?;
     let name = request.model_name().to_owned();
-    let prompt = request.generate.prompt.clone();
     if !request.stream {
         let mut text = String::new();
-        let mut tokens = Vec::new();
         while let Some(event) = running.next().await {
             match event.map_err(ApiError::from)? {
-                Event::Chunk {
-                    text: t,
-                    tokens: ts,
-                } => {
-                    text.push_str(&t);
-                    tokens.extend(ts.iter().map(|t| t.id));
-                }
+                Event::Chunk { text: t, .. } => text.push_str(&t),
                 Event::Done(finished) => {
                     run::log_finished(shape.endpoint(), &name, &finished);
                     let mut last = shape.chunk(&name, text);
-                    finish(
-                        &mut last, shape, &finished, arrived, loaded_in, &prompt, &tokens,
-                    );
+                    finish(&mut last, &finished, arrived, loaded_in);
                     return Ok(Json(last).into_response());
                 }
             }
@@ -303,16 +304,7 @@ async fn answer(
     let lines = channel_stream(move |tx: tokio::sync::mpsc::Sender<Bytes>| async move {
         // Holds the model's lease until the stream ends.
         let _request = request;
-        let send = |line: Bytes| {
-            let tx = &tx;
-            async move {
-                matches!(
-                    tokio::time::timeout(write_timeout, tx.send(line)).await,
-                    Ok(Ok(()))
-                )
-            }
-        };
-        let mut tokens = Vec::new();
+        let send = |line: Bytes| send_within(&tx, line, write_timeout);
         loop {
             let event = tokio::select! {
                 e = running.next() => e,
@@ -327,8 +319,7 @@ async fn answer(
                     .await;
                     return;
                 }
-                Some(Ok(Event::Chunk { text, tokens: ts })) => {
-                    tokens.extend(ts.iter().map(|t| t.id));
+                Some(Ok(Event::Chunk { text, .. })) => {
                     if !text.is_empty() && !send(ndjson(&shape.chunk(&name, text))).await {
                         return;
                     }
@@ -336,9 +327,7 @@ async fn answer(
                 Some(Ok(Event::Done(finished))) => {
                     run::log_finished(shape.endpoint(), &name, &finished);
                     let mut last = shape.chunk(&name, String::new());
-                    finish(
-                        &mut last, shape, &finished, arrived, loaded_in, &prompt, &tokens,
-                    );
+                    finish(&mut last, &finished, arrived, loaded_in);
                     let _ = send(ndjson(&last)).await;
                     return;
                 }
@@ -353,15 +342,7 @@ async fn answer(
 }
 
 /// Fills the last chunk's reason and timings.
-fn finish(
-    chunk: &mut GenerateChunk,
-    shape: Shape,
-    finished: &Finished,
-    arrived: Instant,
-    loaded_in: Duration,
-    prompt: &[u32],
-    tokens: &[u32],
-) {
+fn finish(chunk: &mut GenerateChunk, finished: &Finished, arrived: Instant, loaded_in: Duration) {
     chunk.done = true;
     chunk.done_reason = Some(
         match finished.reason {
@@ -374,12 +355,12 @@ fn finish(
     chunk.total_duration = Some(nanos(arrived.elapsed()));
     chunk.load_duration = Some(nanos(loaded_in));
     chunk.prompt_eval_count = Some(finished.prompt_tokens as u64);
-    chunk.prompt_eval_duration = Some(nanos(finished.time_to_first_token));
+    // From the model starting on the prompt (after any load and queue) to the first token.
+    chunk.prompt_eval_duration = Some(nanos(
+        finished.time_to_first_token.saturating_sub(finished.queued),
+    ));
     chunk.eval_count = Some(finished.completion_tokens as u64);
     chunk.eval_duration = Some(nanos(finished.decode_time));
-    if let Shape::Generate = shape {
-        chunk.context = Some(prompt.iter().chain(tokens).copied().collect());
-    }
 }
 
 fn nanos(d: Duration) -> u64 {

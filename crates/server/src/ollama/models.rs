@@ -29,10 +29,7 @@ pub(crate) async fn version() -> Json<Version> {
 #[utoipa::path(get, path = "/api/tags", operation_id = "ollamaTags", tag = "ollama",
     responses((status = 200, description = "The models on this machine", body = TagList)))]
 pub(crate) async fn tags(State(state): State<AppState>) -> Json<TagList> {
-    let store = state.node.store.clone();
-    let models = tokio::task::spawn_blocking(move || store.list())
-        .await
-        .unwrap_or_default();
+    let models = state.local_models().await;
     Json(TagList {
         models: models
             .iter()
@@ -107,7 +104,6 @@ pub(crate) async fn show(
     info.insert("general.parameter_count".into(), json!(m.parameters));
     info.insert(format!("{arch}.context_length"), json!(m.context_length));
     if let Some(f) = &facts {
-        info.insert("general.file_type".into(), json!(m.quantization));
         info.insert(format!("{arch}.vocab_size"), json!(f.vocab_size));
         info.insert(
             format!("{arch}.attention.head_count"),
@@ -118,10 +114,8 @@ pub(crate) async fn show(
         .as_ref()
         .and_then(|f| f.chat_template.clone())
         .unwrap_or_default();
-    let mut capabilities = vec!["completion".to_owned()];
-    if template.contains("tools") {
-        capabilities.push("tools".into());
-    }
+    // Tool calls are not parsed out of answers yet, so no "tools" capability.
+    let capabilities = vec!["completion".to_owned()];
     Ok(Json(ShowResponse {
         modelfile: format!(
             "# {} from {}\nFROM {}\n",
@@ -151,9 +145,8 @@ pub(crate) async fn remove(
     names::parse(&body.model, Origin::Network)
         .map_err(|e| ApiError::invalid_field("model", e.to_string()))?;
     let model = state
-        .node
-        .store
-        .get(&body.model)
+        .local_model(&body.model)
+        .await
         .ok_or_else(|| not_found(&body.model))?;
     if let Unloaded::AfterRequests(n) = state.node.manager.unload(model.name()) {
         return Err(ApiError::conflict(format!(

@@ -14,7 +14,7 @@ use perch_runtime::{DownloadError, Progress, Stage};
 
 use super::ndjson;
 use super::types::{OllamaErrorBody, PullProgress, PullRequest};
-use crate::channel_stream::channel_stream;
+use crate::channel_stream::{channel_stream, send_within};
 use crate::extract::JsonBody;
 use crate::{ApiError, AppState};
 
@@ -45,15 +45,7 @@ pub(crate) async fn pull(
     let write_timeout = state.limits.write_timeout;
     let lines = channel_stream(move |tx: tokio::sync::mpsc::Sender<Bytes>| async move {
         let _watching = watching;
-        let send = |line: Bytes| {
-            let tx = &tx;
-            async move {
-                matches!(
-                    tokio::time::timeout(write_timeout, tx.send(line)).await,
-                    Ok(Ok(()))
-                )
-            }
-        };
+        let send = |line: Bytes| send_within(&tx, line, write_timeout);
         if !send(ndjson(&status_line("pulling manifest"))).await {
             return;
         }

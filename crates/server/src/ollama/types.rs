@@ -133,7 +133,8 @@ pub struct GenerateRequest {
     pub keep_alive: Option<Value>,
     /// Fill-in-the-middle suffix (not supported).
     pub suffix: Option<String>,
-    /// Earlier context tokens (not supported: send the conversation to /api/chat).
+    /// Earlier context tokens (deprecated by Ollama; not supported: send the
+    /// conversation to /api/chat). Perch's answers carry none.
     pub context: Option<Vec<u32>>,
     /// Images (not supported).
     pub images: Option<Vec<String>>,
@@ -293,9 +294,6 @@ pub struct GenerateChunk {
     /// Nanoseconds generating them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub eval_duration: Option<u64>,
-    /// `/api/generate`: the prompt and answer tokens.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub context: Option<Vec<u32>>,
 }
 
 /// An Ollama error: `{"error": "..."}`.

@@ -27,8 +27,9 @@ pub(crate) async fn create(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<ChatCompletionRequest>,
 ) -> Result<Response, ApiError> {
+    let arrived = std::time::Instant::now();
     let model = state.acquire(&body.model, None).await?;
     let request =
         validate::off_runtime(&state, move |state| validate::chat(state, model, body)).await?;
-    respond(&state, Family::Chat, request).await
+    respond(&state, Family::Chat, request.arrived_at(arrived)).await
 }

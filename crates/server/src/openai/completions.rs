@@ -27,10 +27,11 @@ pub(crate) async fn create(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<CompletionRequest>,
 ) -> Result<Response, ApiError> {
+    let arrived = std::time::Instant::now();
     let model = state.acquire(&body.model, None).await?;
     let request = validate::off_runtime(&state, move |state| {
         validate::completion(state, model, body)
     })
     .await?;
-    respond(&state, Family::Completion, request).await
+    respond(&state, Family::Completion, request.arrived_at(arrived)).await
 }

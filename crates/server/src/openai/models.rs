@@ -17,9 +17,8 @@ use crate::AppState;
 )]
 pub(crate) async fn list(State(state): State<AppState>) -> Json<ModelList> {
     let data = state
-        .node
-        .store
-        .list()
+        .local_models()
+        .await
         .iter()
         .map(|m| ModelObject {
             id: m.name().to_owned(),

@@ -21,7 +21,7 @@ use super::responses::{
 use super::run::{self, Running};
 use super::types::{PromptTokensDetails, Usage};
 use super::validate::ValidRequest;
-use crate::channel_stream::channel_stream;
+use crate::channel_stream::{channel_stream, send_within};
 use crate::{ApiError, AppState};
 
 /// Which endpoint is answering.
@@ -241,15 +241,7 @@ fn stream(
     let stream = channel_stream(move |tx: tokio::sync::mpsc::Sender<SseEvent>| async move {
         // A client that keeps its connection open but reads nothing for `write_timeout`
         // is treated as gone.
-        let send = |event: SseEvent| {
-            let tx = &tx;
-            async move {
-                matches!(
-                    tokio::time::timeout(write_timeout, tx.send(event)).await,
-                    Ok(Ok(()))
-                )
-            }
-        };
+        let send = |event: SseEvent| send_within(&tx, event, write_timeout);
         let at = Envelope {
             id: &id,
             created,

@@ -25,6 +25,12 @@ pub(crate) struct ValidRequest {
 }
 
 impl ValidRequest {
+    /// The same request, counted from `arrived` (before its model was loaded).
+    pub fn arrived_at(mut self, arrived: std::time::Instant) -> Self {
+        self.generate.arrived = Some(arrived);
+        self
+    }
+
     /// The model's name.
     pub fn model_name(&self) -> &str {
         &self.model.model().name
@@ -303,6 +309,7 @@ fn finish(
             max_tokens,
             stop,
             ignore_eos: false,
+            arrived: None,
         },
         stream,
         include_usage,

@@ -32,7 +32,12 @@ pub(crate) async fn catalog(State(state): State<AppState>) -> Json<CatalogList> 
     let manager = &state.node.manager;
     let residents = manager.residents();
     let element = perch_engine::inspect::compute_element_bytes();
-    let local: Vec<String> = state.model_names();
+    let local: Vec<String> = state
+        .local_models()
+        .await
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect();
     let models = catalog::entries()
         .iter()
         .map(|e| {
@@ -115,11 +120,7 @@ pub(crate) async fn load(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<LoadRequest>,
 ) -> Result<Json<Loaded>, ApiError> {
-    let keep_alive = body
-        .keep_alive
-        .as_ref()
-        .map(KeepAlive::from_json)
-        .transpose()
+    let keep_alive = KeepAlive::from_field(body.keep_alive.as_ref())
         .map_err(|m| ApiError::invalid_field("keep_alive", m))?;
     let model = state.node.manager.load(&body.model, keep_alive).await?;
     Ok(Json(Loaded {
@@ -139,7 +140,7 @@ pub(crate) async fn unload(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<ModelRequest>,
 ) -> Result<Json<UnloadResult>, ApiError> {
-    if state.node.store.get(&body.model).is_none() {
+    if state.local_model(&body.model).await.is_none() {
         return Err(ApiError::model_not_found(format!(
             "model {:?} is not on this machine",
             body.model

@@ -1,0 +1,197 @@
+//! Loading one model: read its facts from the headers, plan it, make room by unloading
+//! idle models (only if that is enough), load the engine on the blocking pool, and put
+//! the result in its slot. A guard makes sure the slot never stays `Loading` — if the
+//! task fails or panics, waiters get an error, not a hang.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use perch_engine::MlxEngine;
+use tokio::sync::watch;
+
+use super::lease::{drop_when_unique, LoadedModel};
+use super::{Inner, LoadOutcome, ManagerError, Slot};
+use crate::planner::{Fit, Footprint, Need};
+use crate::store::LocalModel;
+
+/// Starts loading `model` into the slot numbered `id`; the outcome goes to `done`.
+pub(super) fn spawn(
+    inner: Arc<Inner>,
+    model: LocalModel,
+    id: u64,
+    done: watch::Sender<LoadOutcome>,
+) {
+    let name = model.name().to_owned();
+    let mut guard = SlotGuard {
+        inner: inner.clone(),
+        name: name.clone(),
+        id,
+        done: Some(done),
+    };
+    tokio::spawn(async move {
+        let result = load(&inner, model, id).await;
+        guard.finish(result);
+    });
+}
+
+/// Settles a `Loading` slot exactly once, even if the task never finishes.
+struct SlotGuard {
+    inner: Arc<Inner>,
+    name: String,
+    id: u64,
+    done: Option<watch::Sender<LoadOutcome>>,
+}
+
+impl SlotGuard {
+    fn finish(&mut self, result: Result<Arc<LoadedModel>, ManagerError>) {
+        let Some(done) = self.done.take() else { return };
+        let mut state = self.inner.lock();
+        let ours = matches!(
+            state.slots.get(&self.name),
+            Some(Slot::Loading { id, .. }) if *id == self.id
+        );
+        match &result {
+            Ok(model) if ours => {
+                state
+                    .slots
+                    .insert(self.name.clone(), Slot::Ready(model.clone()));
+            }
+            Ok(model) => self.inner.release(&mut state, model.clone()),
+            Err(_) if ours => {
+                state.slots.remove(&self.name);
+            }
+            Err(_) => {}
+        }
+        drop(state);
+        let _ = done.send(Some(result));
+    }
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        self.finish(Err(ManagerError::LoadFailed {
+            name,
+            message: "the load stopped unexpectedly".into(),
+        }));
+    }
+}
+
+async fn load(
+    inner: &Arc<Inner>,
+    model: LocalModel,
+    id: u64,
+) -> Result<Arc<LoadedModel>, ManagerError> {
+    let name = model.name().to_owned();
+    let failed = |message: String| ManagerError::LoadFailed {
+        name: name.clone(),
+        message,
+    };
+    let path = model.load_path();
+    let facts = blocking({
+        let path = path.clone();
+        move || perch_engine::inspect::inspect(&path)
+    })
+    .await
+    .map_err(&failed)?
+    .map_err(|e| failed(e.to_string()))?;
+    let footprint = Footprint::from(&facts);
+    let need = inner.planner.need(&footprint);
+    for evicted in make_room(inner, &name, id, &footprint, &need)? {
+        tracing::info!(model = %evicted.name, "unloading to make room for {name}");
+        let bytes = evicted.need.resident();
+        blocking(move || drop_when_unique(evicted))
+            .await
+            .map_err(&failed)?;
+        inner.lock().releasing -= bytes;
+    }
+    let started = Instant::now();
+    let engine = blocking(move || MlxEngine::load(&path))
+        .await
+        .map_err(&failed)?
+        .map_err(|e| failed(e.to_string()))?;
+    tracing::info!(
+        model = %name,
+        load_s = format!("{:.2}", started.elapsed().as_secs_f64()),
+        planned_gb = format!("{:.2}", need.total() as f64 / 1e9),
+        context = need.context,
+        "model loaded"
+    );
+    Ok(Arc::new(LoadedModel::new(
+        name,
+        Arc::new(engine),
+        model,
+        need,
+        inner.settings.keep_alive,
+    )))
+}
+
+/// Takes out the idle models that must go for `name` to fit (least recently used
+/// first) and records what `name` will take — or, when it cannot fit even once every
+/// idle model is gone, or too many busy models are loaded, refuses and takes out none.
+fn make_room(
+    inner: &Arc<Inner>,
+    name: &str,
+    id: u64,
+    footprint: &Footprint,
+    need: &Need,
+) -> Result<Vec<Arc<LoadedModel>>, ManagerError> {
+    let mut state = inner.lock();
+    let busy: Vec<_> = state
+        .planned(name)
+        .into_iter()
+        .filter(|r| !r.idle)
+        .collect();
+    let best = inner.planner.verdict(footprint, &busy);
+    if best.fit == Fit::WontFit {
+        return Err(ManagerError::InsufficientMemory(best.explain(name)));
+    }
+    let busy_models = state.residents(name).iter().filter(|r| !r.idle).count();
+    if busy_models >= inner.settings.max_loaded {
+        return Err(ManagerError::Busy(format!(
+            "{} models are loaded (the most allowed) and all are answering requests; try \
+             again when one is idle",
+            busy_models
+        )));
+    }
+    let mut idle: Vec<(std::time::Instant, String)> = state
+        .slots
+        .iter()
+        .filter_map(|(n, slot)| match slot {
+            Slot::Ready(m) if n != name && m.in_flight() == 0 => Some((m.last_used(), n.clone())),
+            _ => None,
+        })
+        .collect();
+    idle.sort();
+    let mut evicted = Vec::new();
+    let mut victims = idle.into_iter();
+    loop {
+        let models = state.residents(name).len();
+        let fits = inner.planner.verdict(footprint, &state.planned(name)).fit != Fit::WontFit;
+        if fits && models < inner.settings.max_loaded {
+            break;
+        }
+        let Some((_, victim)) = victims.next() else {
+            break;
+        };
+        if let Some(Slot::Ready(model)) = state.slots.remove(&victim) {
+            state.releasing += model.need.resident();
+            evicted.push(model);
+        }
+    }
+    if let Some(Slot::Loading { id: own, bytes, .. }) = state.slots.get_mut(name) {
+        if *own == id {
+            *bytes = need.resident();
+        }
+    }
+    Ok(evicted)
+}
+
+/// Runs `work` on the blocking pool; a panic there becomes an error.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| format!("the work stopped: {e}"))
+}
