@@ -34,9 +34,11 @@ impl Model {
     pub fn load(path: &Path) -> Result<Model> {
         let start = Instant::now();
         let files = format::read(path)?;
+        let read = start.elapsed();
         let dtype = compute_dtype(&files.tensors);
         let mut weights = Weights::new(files.tensors, files.config.quantization.clone(), dtype);
         let transformer = Transformer::build(files.config, &mut weights)?;
+        let built = start.elapsed();
         let mut notes = files.notes;
         let leftover = weights.leftover();
         if !leftover.is_empty() {
@@ -47,6 +49,7 @@ impl Model {
             ));
         }
         weights.evaluate_taken()?;
+        let evaluated = start.elapsed();
         let chat_template = files
             .chat_template
             .as_deref()
@@ -55,6 +58,15 @@ impl Model {
         for note in &notes {
             tracing::warn!(model = %path.display(), "{note}");
         }
+        let ms = |d: Duration| (d.as_secs_f64() * 1e3).round();
+        tracing::debug!(
+            model = %path.display(),
+            read_ms = ms(read),
+            build_ms = ms(built - read),
+            evaluate_ms = ms(evaluated - built),
+            template_ms = ms(start.elapsed() - evaluated),
+            "load phases"
+        );
         Ok(Model {
             transformer,
             tokenizer: files.tokenizer,

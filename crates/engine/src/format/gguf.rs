@@ -55,12 +55,17 @@ pub fn read(path: &Path) -> Result<ModelFiles> {
         .into_iter()
         .collect();
 
+    let started = std::time::Instant::now();
     let built = gguf_tokenizer::build(&gguf)?;
     let tokenizer = Tokenizer::from_json(
         &built.json,
         built.bos_token.clone(),
         built.eos_token.clone(),
     )?;
+    tracing::debug!(
+        tokenizer_ms = (started.elapsed().as_secs_f64() * 1e3).round(),
+        "GGUF tokenizer rebuilt"
+    );
     Ok(ModelFiles {
         config,
         tensors,
