@@ -78,7 +78,7 @@ pub struct ServeArgs {
     context_length: u64,
     /// How long a model stays loaded after its last request when the request names no
     /// keep-alive: `5m`, `1h`, `0` (unload at once), `-1` (forever). Models named with
-    /// --model stay loaded.
+    /// --model are kept, unless another model needs their room while they are idle.
     #[arg(
         long,
         value_name = "DURATION",

@@ -125,18 +125,7 @@ fn model(
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_secs());
     Some(LocalModel {
-        manifest: Manifest {
-            name,
-            source,
-            format: facts.format.as_str().to_owned(),
-            bytes_on_disk: files.iter().map(|f| f.size).sum(),
-            files,
-            architecture: facts.architecture,
-            parameters: facts.parameters,
-            quantization: facts.quantization,
-            context_length: facts.context_length,
-            added_at,
-        },
+        manifest: Manifest::new(name, source, files, facts, added_at),
         dir: dir.to_owned(),
         read_only: true,
     })

