@@ -75,11 +75,29 @@ pub fn ps() -> anyhow::Result<()> {
                 m["name"].as_str().unwrap_or_default(),
                 size(m["size"].as_u64().unwrap_or(0)),
                 m["context_length"].as_u64().unwrap_or(0),
-                m["expires_at"].as_str().unwrap_or_default()
+                until(m["expires_at"].as_str().unwrap_or_default())
             );
         }
         Ok(())
     })
+}
+
+/// When a loaded model goes: the API's time, or "kept" for a model kept loaded (the API
+/// gives those a date a century ahead, as Ollama does).
+fn until(expires_at: &str) -> String {
+    let year_now = 1970
+        + std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() / 31_556_952);
+    let year: u64 = expires_at
+        .get(..4)
+        .and_then(|y| y.parse().ok())
+        .unwrap_or(0);
+    if year > year_now + 50 {
+        "kept loaded".into()
+    } else {
+        expires_at.to_owned()
+    }
 }
 
 /// Shows one model: its manifest, header facts and fit.
