@@ -149,7 +149,7 @@ impl Download {
         let done = outcome
             .wait_for(Option::is_some)
             .await
-            .map_err(|_| DownloadError::Cancelled)?;
+            .map_err(|_| DownloadError::Io("the download stopped before it ended".into()))?;
         done.clone().expect("waited for Some")
     }
 }
