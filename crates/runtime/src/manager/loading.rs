@@ -9,7 +9,7 @@ use std::time::Instant;
 use perch_engine::MlxEngine;
 use tokio::sync::watch;
 
-use super::lease::{drop_when_unique, LoadedModel};
+use super::lease::LoadedModel;
 use super::{Inner, LoadOutcome, ManagerError, Slot};
 use crate::planner::{Fit, Footprint, Need};
 use crate::store::LocalModel;
@@ -56,7 +56,9 @@ impl SlotGuard {
                     .slots
                     .insert(self.name.clone(), Slot::Ready(model.clone()));
             }
-            Ok(model) => self.inner.release(&mut state, model.clone()),
+            Ok(model) => {
+                self.inner.release(&mut state, model.clone());
+            }
             Err(_) if ours => {
                 state.slots.remove(&self.name);
             }
@@ -97,13 +99,9 @@ async fn load(
     .map_err(|e| failed(e.to_string()))?;
     let footprint = Footprint::from(&facts);
     let need = inner.planner.need(&footprint);
-    for evicted in make_room(inner, &name, id, &footprint, &need)? {
-        tracing::info!(model = %evicted.name, "unloading to make room for {name}");
-        let bytes = evicted.need.resident();
-        blocking(move || drop_when_unique(evicted))
-            .await
-            .map_err(&failed)?;
-        inner.lock().releasing -= bytes;
+    // Load only once the models making room are gone from memory.
+    for freed in make_room(inner, &name, id, &footprint, &need)? {
+        let _ = freed.await;
     }
     let started = Instant::now();
     let engine = blocking(move || MlxEngine::load(&path))
@@ -127,15 +125,16 @@ async fn load(
 }
 
 /// Takes out the idle models that must go for `name` to fit (least recently used
-/// first) and records what `name` will take — or, when it cannot fit even once every
-/// idle model is gone, or too many busy models are loaded, refuses and takes out none.
+/// first), returning handles that end when their memory is freed, and records what
+/// `name` will take — or, when it cannot fit even once every idle model is gone, or too
+/// many busy models are loaded, refuses and takes out none.
 fn make_room(
     inner: &Arc<Inner>,
     name: &str,
     id: u64,
     footprint: &Footprint,
     need: &Need,
-) -> Result<Vec<Arc<LoadedModel>>, ManagerError> {
+) -> Result<Vec<tokio::task::JoinHandle<()>>, ManagerError> {
     let mut state = inner.lock();
     let busy: Vec<_> = state
         .planned(name)
@@ -175,8 +174,8 @@ fn make_room(
             break;
         };
         if let Some(Slot::Ready(model)) = state.slots.remove(&victim) {
-            state.releasing += model.need.resident();
-            evicted.push(model);
+            tracing::info!(model = %model.name, "unloading to make room for {name}");
+            evicted.push(inner.release(&mut state, model));
         }
     }
     if let Some(Slot::Loading { id: own, bytes, .. }) = state.slots.get_mut(name) {

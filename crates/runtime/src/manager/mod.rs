@@ -160,15 +160,19 @@ impl Inner {
     }
 
     /// Takes `model` out (the caller has removed its slot) and frees it on the blocking
-    /// pool; the planner counts its memory until then.
-    fn release(self: &Arc<Self>, state: &mut State, model: Arc<LoadedModel>) {
+    /// pool; the planner counts its memory until then. The handle ends when it is freed.
+    fn release(
+        self: &Arc<Self>,
+        state: &mut State,
+        model: Arc<LoadedModel>,
+    ) -> tokio::task::JoinHandle<()> {
         let bytes = model.need.resident();
         state.releasing += bytes;
         let inner = self.clone();
         self.runtime.spawn_blocking(move || {
             lease::drop_when_unique(model);
             inner.lock().releasing -= bytes;
-        });
+        })
     }
 
     fn unload_expired(self: &Arc<Self>) {
