@@ -196,3 +196,18 @@ async fn a_request_outlasting_the_idle_deadline_does_not_unload_its_model() {
     tokio::time::sleep(Duration::from_millis(1700)).await;
     assert!(manager.loaded().is_empty(), "and ends a second later");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn making_room_unloads_only_as_many_idle_models_as_needed() {
+    let store = store();
+    store.copy("a", "c").unwrap();
+    let manager = manager(store, 2.5);
+    drop(manager.acquire("a", None).await.unwrap());
+    drop(manager.acquire("b", None).await.unwrap());
+    // Past the grace a just-loaded model has, so both can be evicted; a is the older.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    drop(manager.acquire("b", None).await.unwrap());
+    drop(manager.acquire("c", None).await.unwrap());
+    let names: Vec<String> = manager.loaded().iter().map(|m| m.name.clone()).collect();
+    assert_eq!(names, ["b", "c"], "only the least recently used went");
+}

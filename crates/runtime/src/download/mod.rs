@@ -122,6 +122,11 @@ impl Download {
         self.progress.borrow().clone()
     }
 
+    /// Whether it has ended, or its task stopped without saying how.
+    fn is_over(&self) -> bool {
+        self.progress().ended() || self.outcome.has_changed().is_err()
+    }
+
     /// Every change of progress.
     pub fn subscribe(&self) -> watch::Receiver<Progress> {
         self.progress.clone()
@@ -200,7 +205,7 @@ impl Downloads {
         // starts when it has stopped.
         let mut previous = None;
         if let Some(download) = running.get(&key) {
-            if !download.progress().ended() {
+            if !download.is_over() {
                 if !download.cancel.is_cancelled() {
                     return Ok(download.clone());
                 }

@@ -26,7 +26,12 @@ pub struct LoadedModel {
     /// Requests in flight; changed only under the manager's lock.
     pub(super) in_flight: AtomicUsize,
     idle: Mutex<Idle>,
+    loaded_at: Instant,
 }
+
+/// How long a model just loaded is neither expired nor evicted, so the requests that
+/// waited for it lease it before anything can take it away.
+const JUST_LOADED: Duration = Duration::from_secs(2);
 
 /// When an idle model goes.
 struct Idle {
@@ -55,15 +60,19 @@ impl LoadedModel {
             in_flight: AtomicUsize::new(0),
             idle: Mutex::new(Idle {
                 last_used: Instant::now(),
-                expires: standing.deadline(Instant::now()),
+                // The requests that waited for the load get to lease it first.
+                expires: standing.deadline(Instant::now() + JUST_LOADED),
                 standing,
                 unload_requested: false,
             }),
+            loaded_at: Instant::now(),
         }
     }
 
     fn idle(&self) -> std::sync::MutexGuard<'_, Idle> {
-        self.idle.lock().expect("idle lock")
+        self.idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Requests in flight.
@@ -96,8 +105,17 @@ impl LoadedModel {
         self.idle().expires.is_some_and(|t| t <= now)
     }
 
+    /// Whether it finished loading moments ago (see [`JUST_LOADED`]).
+    pub(super) fn just_loaded(&self) -> bool {
+        self.loaded_at.elapsed() < JUST_LOADED
+    }
+
+    /// Keeps it for `keep_alive` after requests that name none; an explicit load also
+    /// withdraws an unload asked for while it was busy.
     pub(super) fn set_standing_keep_alive(&self, keep_alive: KeepAlive) {
-        self.idle().standing = keep_alive;
+        let mut idle = self.idle();
+        idle.standing = keep_alive;
+        idle.unload_requested = false;
     }
 
     pub(super) fn request_unload(&self) {

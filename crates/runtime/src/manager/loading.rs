@@ -137,7 +137,7 @@ fn make_room(
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, ManagerError> {
     let mut state = inner.lock();
     let busy: Vec<_> = state
-        .planned(name)
+        .planned(name, 0)
         .into_iter()
         .filter(|r| !r.idle)
         .collect();
@@ -157,16 +157,20 @@ fn make_room(
         .slots
         .iter()
         .filter_map(|(n, slot)| match slot {
-            Slot::Ready(m) if n != name && m.in_flight() == 0 => Some((m.last_used(), n.clone())),
+            Slot::Ready(m) if n != name && m.in_flight() == 0 && !m.just_loaded() => {
+                Some((m.last_used(), n.clone()))
+            }
             _ => None,
         })
         .collect();
     idle.sort();
     let mut evicted = Vec::new();
+    let mut freed = 0;
     let mut victims = idle.into_iter();
     loop {
         let models = state.residents(name).len();
-        let fits = inner.planner.verdict(footprint, &state.planned(name)).fit != Fit::WontFit;
+        let planned = state.planned(name, freed);
+        let fits = inner.planner.verdict(footprint, &planned).fit != Fit::WontFit;
         if fits && models < inner.settings.max_loaded {
             break;
         }
@@ -175,6 +179,7 @@ fn make_room(
         };
         if let Some(Slot::Ready(model)) = state.slots.remove(&victim) {
             tracing::info!(model = %model.name, "unloading to make room for {name}");
+            freed += model.need.resident();
             evicted.push(inner.release(&mut state, model));
         }
     }

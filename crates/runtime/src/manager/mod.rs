@@ -132,13 +132,15 @@ impl State {
     }
 
     /// What the planner must count beside a model: the [`State::residents`], and the
-    /// memory of models taken out but not freed yet.
-    fn planned(&self, except: &str) -> Vec<Resident> {
+    /// memory of models taken out but not freed yet — less `freed_for_it`, the models
+    /// taken out to make room for this one (its load waits for them).
+    fn planned(&self, except: &str, freed_for_it: u64) -> Vec<Resident> {
         let mut residents = self.residents(except);
-        if self.releasing > 0 {
+        let releasing = self.releasing.saturating_sub(freed_for_it);
+        if releasing > 0 {
             residents.push(Resident {
                 name: "models being unloaded".into(),
-                bytes: self.releasing,
+                bytes: releasing,
                 idle: false,
             });
         }
@@ -155,8 +157,12 @@ struct Inner {
 }
 
 impl Inner {
+    /// The state. A panic elsewhere while holding it leaves it consistent (every change
+    /// is made whole under the lock), so a poisoned lock is used as it is.
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().expect("manager state lock")
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Takes `model` out (the caller has removed its slot) and frees it on the blocking
@@ -246,7 +252,7 @@ impl ModelManager {
 
     /// Models loaded or loading, and memory being freed, as the planner counts them.
     pub fn residents(&self) -> Vec<Resident> {
-        self.inner.lock().planned("")
+        self.inner.lock().planned("", 0)
     }
 
     /// A lease on the model called `name`, loading it first if needed. `keep_alive`
