@@ -281,8 +281,22 @@ async fn shutdown_signal(mut signals: Signals, grace: Duration) {
     tokio::spawn(async move {
         let number = signals.next().await;
         eprintln!("perch: second signal: quitting now");
-        std::process::exit(128 + number);
+        quit_now(128 + number);
     });
+}
+
+/// Ends the process with `status` at once. `std::process::exit` would first run the C
+/// and C++ exit handlers, and MLX's static destructors can wait there for a computation in
+/// flight (a long prefill chunk) — seconds on a busy machine, which is not "at once".
+fn quit_now(status: i32) -> ! {
+    #[cfg(unix)]
+    // SAFETY: `_exit` takes a plain integer and never returns; skipping exit handlers
+    // is the point (output was written with unbuffered or line-flushed writes).
+    unsafe {
+        libc::_exit(status)
+    }
+    #[cfg(not(unix))]
+    std::process::exit(status)
 }
 
 /// Listeners for SIGINT and SIGTERM.
