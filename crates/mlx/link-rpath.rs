@@ -5,7 +5,8 @@
 //! perch-runtime passes it on (`links = "perch_runtime"`) for the crates above it, which
 //! reach MLX only through the runtime.
 
-fn main() {
+/// Prints the link arguments and the metadata for the crates above.
+pub fn main() {
     let dir =
         std::env::var("DEP_MLX_LIB_DIR").or_else(|_| std::env::var("DEP_PERCH_RUNTIME_LIB_DIR"));
     if let Ok(dir) = dir {

@@ -50,8 +50,12 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    perch_runtime::logging::init();
-    match Cli::parse().command {
+    let command = Cli::parse().command;
+    // `perch serve` logs to files too, where its settings say.
+    if !matches!(command, Command::Serve(_)) {
+        perch_runtime::logging::init();
+    }
+    match command {
         Command::Serve(args) => serve::run(*args),
         Command::Run(args) => chat::run(args),
         Command::Import(args) => import::run(args),

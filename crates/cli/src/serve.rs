@@ -1,19 +1,24 @@
 //! `perch serve`: start the node, load the models named (kept loaded), and serve the
-//! OpenAI-compatible API; other models in the store load on first use. Loopback unless told
-//! otherwise; any other address needs an API key. On SIGINT or SIGTERM it stops accepting,
-//! lets requests in flight finish for a grace period, cancels the rest and exits 0; a
-//! second signal exits at once.
+//! APIs and the web UI; other models in the store load on first use. Settings come from
+//! the settings file (watched while it runs), with the flags given here on top. Loopback
+//! unless told otherwise; requests from any other address need an API key (the first
+//! one is created and shown once). Logs go to stderr and to daily files. On SIGINT or
+//! SIGTERM it stops accepting, lets requests in flight finish for a grace period,
+//! cancels the rest and exits 0; a second signal exits at once.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use perch_engine::buffer_cache;
+use perch_runtime::api_keys::ApiKeys;
 use perch_runtime::catalog::DEFAULT_MODEL;
 use perch_runtime::manifest::ManifestSource;
 use perch_runtime::names::{self, ModelName, Origin};
-use perch_runtime::{node_address, KeepAlive, LocalModel, Node, NodeSettings};
-use perch_server::{AccessPolicy, AppState, Limits};
+use perch_runtime::secrets::Secrets;
+use perch_runtime::settings::{self, Listen, LiveSettings, Settings};
+use perch_runtime::{logging, network, node_address, KeepAlive, LocalModel, Node, NodeSettings};
+use perch_server::{AppState, Limits, Listeners};
 
 /// Arguments of `perch serve`.
 #[derive(clap::Args)]
@@ -22,13 +27,16 @@ pub struct ServeArgs {
     /// Repeat to serve several. Default: smollm2:135m.
     #[arg(long = "model", value_name = "NAME|PATH")]
     models: Vec<String>,
-    /// Address to listen on. Anything but loopback needs --api-key.
-    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
-    host: IpAddr,
-    /// Port to listen on (0 picks a free one).
-    #[arg(long, default_value_t = 8435)]
-    port: u16,
-    /// Require `Authorization: Bearer KEY` on every API call.
+    /// Where to listen: loopback (this machine only), tailscale (also its Tailscale
+    /// addresses), network (every interface) or an IP address. Requests from other
+    /// machines need an API key. Default: the settings file's, else loopback.
+    #[arg(long, alias = "host", value_name = "MODE|IP")]
+    listen: Option<Listen>,
+    /// Port to listen on (0 picks a free one). Default: the settings file's, else 8435.
+    #[arg(long)]
+    port: Option<u16>,
+    /// Require `Authorization: Bearer KEY` on every API call, from any address (beside
+    /// the keys made in Settings).
     #[arg(long, env = "PERCH_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
     /// Requests admitted at once, running or queued; more get 503.
@@ -63,33 +71,31 @@ pub struct ServeArgs {
     /// cancelled.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     shutdown_grace: f64,
-    /// Another host name this server answers to, such as its Tailscale name (repeat;
-    /// `*` for any). localhost and the listening address are always allowed.
+    /// Another host name this server answers to (repeat; `*` for any). localhost, the
+    /// listening addresses and the Tailscale name are always allowed. Replaces the
+    /// settings file's `allowed_hosts` for this run.
     #[arg(long = "allow-host", value_name = "NAME")]
     allow_hosts: Vec<String>,
     /// A web page origin allowed to call the API from a browser, such as
     /// http://localhost:3000 for a web app (repeat; `*` for any). Same-origin only by
-    /// default.
+    /// default. Replaces the settings file's `allowed_origins` for this run.
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     allow_origins: Vec<String>,
     /// Tokens of context each model is planned and served with (a model's own maximum,
-    /// if less). Longer contexts need more memory for the KV cache.
-    #[arg(long, value_name = "TOKENS", default_value_t = NodeSettings::from_env().context_length)]
-    context_length: u64,
+    /// if less). Longer contexts need more memory for the KV cache. Default: the
+    /// settings file's, else 8192.
+    #[arg(long, value_name = "TOKENS")]
+    context_length: Option<u64>,
     /// How long a model stays loaded after its last request when the request names no
     /// keep-alive: `5m`, `1h`, `0` (unload at once), `-1` (forever). Models named with
     /// --model are kept, unless another model needs their room while they are idle.
-    #[arg(
-        long,
-        value_name = "DURATION",
-        default_value = "5m",
-        allow_hyphen_values = true
-    )]
-    keep_alive: String,
+    /// Default: the settings file's, else 5m.
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    keep_alive: Option<String>,
     /// Most models loaded at once; loading another unloads the least recently used idle
-    /// one.
-    #[arg(long, value_name = "COUNT", default_value_t = NodeSettings::from_env().manager.max_loaded)]
-    max_loaded_models: usize,
+    /// one. Default: the settings file's, else 3.
+    #[arg(long, value_name = "COUNT")]
+    max_loaded_models: Option<usize>,
     /// Gigabytes of memory kept for the operating system and other programs (default 4
     /// on macOS, 2 elsewhere); models are planned within the rest.
     #[arg(long, value_name = "GB")]
@@ -116,21 +122,54 @@ fn count(flag: &str, value: usize) -> anyhow::Result<usize> {
     Ok(value)
 }
 
+/// The settings file's values with the flags given on top (for this run only).
+fn settings_with_flags(args: &ServeArgs) -> anyhow::Result<std::sync::Arc<LiveSettings>> {
+    let path = settings::default_path();
+    LiveSettings::open(&path, |s: &mut Settings| {
+        if let Some(listen) = args.listen {
+            s.listen = listen;
+        }
+        if let Some(port) = args.port {
+            s.port = port;
+        }
+        if let Some(context) = args.context_length {
+            s.context_length = context;
+        }
+        if let Some(keep_alive) = &args.keep_alive {
+            s.keep_alive = keep_alive.clone();
+        }
+        if let Some(count) = args.max_loaded_models {
+            s.max_loaded_models = count;
+        }
+        if !args.allow_hosts.is_empty() {
+            s.allowed_hosts = args.allow_hosts.clone();
+        }
+        if !args.allow_origins.is_empty() {
+            s.allowed_origins = args.allow_origins.clone();
+        }
+    })
+    .with_context(|| format!("the settings ({} and the flags)", path.display()))
+}
+
 /// Loads the models and serves until SIGINT or SIGTERM.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if args.api_key.as_deref().is_some_and(|k| k.trim().is_empty()) {
         bail!(
             "the API key is blank: clients could never present it. Pass a real key with \
-             --api-key KEY (or PERCH_API_KEY), or none at all on loopback."
+             --api-key KEY (or PERCH_API_KEY), or none at all."
         );
     }
-    if !args.host.is_loopback() && args.api_key.is_none() {
-        bail!(
-            "refusing to listen on {} without an API key: anyone who can reach this address could use \
-             the models. Pass --api-key KEY (or set PERCH_API_KEY), or listen on 127.0.0.1.",
-            args.host
-        );
-    }
+    let live = settings_with_flags(&args)?;
+    let first = live.current();
+    let log_dir = logging::default_dir();
+    let _log_files = match logging::init_with_files(&log_dir, first.log_days) {
+        Ok(files) => Some(files),
+        Err(e) => {
+            logging::init();
+            tracing::warn!("logging to stderr only: {}: {e}", log_dir.display());
+            None
+        }
+    };
     let limits = Limits {
         max_queue: count("max-queue", args.max_queue)?,
         max_body_bytes: args.max_body_bytes,
@@ -145,31 +184,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         write_timeout: seconds("write-timeout", args.write_timeout, false)?,
     };
     let grace = seconds("shutdown-grace", args.shutdown_grace, true)?;
-    let access = AccessPolicy::for_address(args.host)
-        .allow_hosts(&args.allow_hosts)
-        .allow_origins(&args.allow_origins);
     let cache_bytes = args
         .buffer_cache_mb
         .checked_mul(1 << 20)
         .context("--buffer-cache-mb is too large")?;
     let mut settings = NodeSettings::from_env();
     settings.buffer_cache = cache_bytes as u64;
-    if !(256..=10_000_000).contains(&args.context_length) {
-        bail!(
-            "--context-length must be between 256 and 10000000 tokens, got {}",
-            args.context_length
-        );
-    }
-    settings.context_length = args.context_length;
-    settings.manager.keep_alive =
-        KeepAlive::parse(&args.keep_alive).map_err(|e| anyhow::anyhow!("--keep-alive: {e}"))?;
-    settings.manager.max_loaded = count("max-loaded-models", args.max_loaded_models)?;
+    settings.log_dir = _log_files.as_ref().map(|f| f.dir.clone());
     if let Some(gb) = args.os_reserve_gb {
         if !(0.0..=1e6).contains(&gb) {
             bail!("--os-reserve-gb must be a number of gigabytes from 0, got {gb}");
         }
         settings.os_reserve = (gb * (1u64 << 30) as f64) as u64;
     }
+    let secrets = Secrets::open(&settings.home)?;
+    let keys = ApiKeys::open(secrets).context("reading the API keys")?;
     let names = if args.models.is_empty() {
         vec![DEFAULT_MODEL.to_owned()]
     } else {
@@ -178,7 +207,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let node = Node::start(settings);
+        let _watching = live
+            .watch()
+            .map_err(|e| tracing::warn!("the settings file is not watched: {e}"))
+            .ok();
+        let node = Node::start(settings, live, keys);
         let mut served = Vec::new();
         for name in &names {
             let local = local_model(&node, name).await?;
@@ -199,24 +232,51 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             served.push(loaded.name.clone());
         }
         let home = node.settings.home.clone();
-        let state = AppState::new(node, args.api_key.clone(), limits).with_access(access);
-        let listener = tokio::net::TcpListener::bind((args.host, args.port))
+        if first.listen.is_exposed() && args.api_key.is_none() && node.keys.is_empty() {
+            let key = node.keys.create("first key")?;
+            eprintln!(
+                "perch: created an API key for other machines (shown this once; manage keys in \
+                 Settings): {}",
+                key.key
+            );
+        }
+        let plan = tokio::task::spawn_blocking(move || network::plan(first.listen)).await?;
+        let listeners = Listeners::bind(&plan.addresses, first.port)
             .await
-            .with_context(|| format!("listening on {}:{}", args.host, args.port))?;
-        let address = listener.local_addr()?;
-        println!(
-            "perch: serving {} on http://{address}/v1",
-            served.join(", ")
-        );
+            .with_context(|| format!("listening ({})", plan.message))?;
+        let local = local_url(&listeners.addresses());
+        let state =
+            AppState::new(node, args.api_key.clone(), limits).listening_on(listeners.clone());
+        println!("perch: serving {} on {local}/v1", served.join(", "));
+        eprintln!("perch: {} The web UI is at {local}/", plan.message);
         // The model commands find this node through the record.
-        let _recorded = node_address::record(&home, &format!("http://{address}"))
+        let _recorded = node_address::record(&home, &local)
             .map_err(|e| tracing::warn!("could not record the address in {}: {e}", home.display()))
             .ok();
         let signals = Signals::listen().context("listening for signals")?;
-        perch_server::serve(listener, state, shutdown_signal(signals, grace), grace).await?;
+        perch_server::serve(listeners, state, shutdown_signal(signals, grace), grace).await?;
         eprintln!("perch: stopped");
         Ok(())
     })
+}
+
+/// The URL this machine reaches the server at: a loopback address it listens on (or
+/// 127.0.0.1 when it listens everywhere), else the first address.
+fn local_url(listening: &[SocketAddr]) -> String {
+    let port = listening.first().map_or(0, SocketAddr::port);
+    let ip = listening
+        .iter()
+        .map(SocketAddr::ip)
+        .find(IpAddr::is_loopback)
+        .or_else(|| {
+            listening
+                .iter()
+                .any(|a| a.ip().is_unspecified())
+                .then_some(IpAddr::V4(Ipv4Addr::LOCALHOST))
+        })
+        .or_else(|| listening.first().map(SocketAddr::ip))
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    format!("http://{}", SocketAddr::new(ip, port))
 }
 
 /// The model `name` names on this machine: a path is added to the store once (found

@@ -1,20 +1,23 @@
 //! The node: the composition root that `perch serve` (and the menu-bar app) build once
-//! and hand to the server. It owns the settings, the store, the planner, the model
-//! manager, the downloads and the memory gauge.
+//! and hand to the server. It owns the settings (fixed and live), the API keys, the
+//! store, the planner, the model manager, the downloads and the memory gauge, and keeps
+//! the manager in step with the live settings.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::api_keys::ApiKeys;
 use crate::download::Downloads;
 use crate::gauge::Gauge;
 use crate::hub::HubSettings;
-use crate::keep_alive::KeepAlive;
 use crate::manager::{ManagerSettings, ModelManager};
 use crate::planner::{Budget, MemoryPlanner};
+use crate::settings::LiveSettings;
 use crate::store::ModelStore;
 
-/// How the node is set up.
+/// How the node is set up, for as long as it runs (what may change while it runs is in
+/// [`LiveSettings`]).
 #[derive(Clone, Debug)]
 pub struct NodeSettings {
     /// Perch's data directory.
@@ -23,12 +26,12 @@ pub struct NodeSettings {
     pub hf_cache: Option<PathBuf>,
     /// Memory kept for the operating system: 4 GB on macOS, 2 GB elsewhere by default.
     pub os_reserve: u64,
-    /// The context each model is planned and served with (or its own maximum, if less).
-    pub context_length: u64,
     /// Bytes of freed buffers MLX may keep for reuse.
     pub buffer_cache: u64,
-    /// Keep-alive, most models resident, load timeout.
-    pub manager: ManagerSettings,
+    /// Longest a request waits for its model to load.
+    pub load_timeout: Duration,
+    /// Where the log files are, when there are any.
+    pub log_dir: Option<PathBuf>,
     /// Where to download from.
     pub hub: HubSettings,
 }
@@ -41,13 +44,9 @@ impl NodeSettings {
             home: default_home(),
             hf_cache: crate::hf_cache::from_env(),
             os_reserve: if cfg!(target_os = "macos") { 4 } else { 2 } << 30,
-            context_length: 8192,
             buffer_cache: perch_engine::buffer_cache::DEFAULT_LIMIT as u64,
-            manager: ManagerSettings {
-                keep_alive: KeepAlive::default(),
-                max_loaded: 3,
-                load_timeout: Duration::from_secs(600),
-            },
+            load_timeout: Duration::from_secs(600),
+            log_dir: None,
             hub: HubSettings::from_env(),
         }
     }
@@ -72,8 +71,12 @@ pub fn default_home() -> PathBuf {
 
 /// The running node.
 pub struct Node {
-    /// Its settings.
+    /// Its fixed settings.
     pub settings: NodeSettings,
+    /// Its live settings.
+    pub live: Arc<LiveSettings>,
+    /// The API keys that let other machines in.
+    pub keys: ApiKeys,
     /// Models on disk.
     pub store: ModelStore,
     /// Models in memory.
@@ -86,26 +89,46 @@ pub struct Node {
 
 impl Node {
     /// Builds the node. Must run inside a Tokio runtime (the manager and the gauge start
-    /// tasks on it).
-    pub fn start(settings: NodeSettings) -> Arc<Node> {
+    /// tasks on it, and a task keeps the manager in step with `live`).
+    pub fn start(settings: NodeSettings, live: Arc<LiveSettings>, keys: ApiKeys) -> Arc<Node> {
         perch_engine::buffer_cache::bound(settings.buffer_cache as usize);
         let store = ModelStore::new(settings.home.clone(), settings.hf_cache.clone());
+        let now = live.current();
         let planner = MemoryPlanner::new(
             system_budget(settings.os_reserve),
             settings.buffer_cache,
-            settings.context_length,
+            now.context_length,
         );
-        let manager = ModelManager::new(store.clone(), planner, settings.manager.clone());
+        let manager_settings = ManagerSettings {
+            keep_alive: now.keep_alive(),
+            max_loaded: now.max_loaded_models,
+            load_timeout: settings.load_timeout,
+        };
+        let manager = ModelManager::new(store.clone(), planner, manager_settings);
+        follow(&live, manager.clone());
         let gauge = Gauge::start(manager.clone());
         let downloads = Downloads::new(store.clone(), settings.hub.clone());
         Arc::new(Node {
             settings,
+            live,
+            keys,
             store,
             manager,
             downloads,
             gauge,
         })
     }
+}
+
+/// Applies each change of the live settings to the manager.
+fn follow(live: &LiveSettings, manager: ModelManager) {
+    let mut changes = live.subscribe();
+    tokio::spawn(async move {
+        while changes.changed().await.is_ok() {
+            let now = changes.borrow_and_update().clone();
+            manager.reconfigure(now.keep_alive(), now.max_loaded_models, now.context_length);
+        }
+    });
 }
 
 /// Physical memory less `os_reserve`, capped by Metal's recommended working set where

@@ -187,6 +187,11 @@ impl MemoryPlanner {
         self.budget
     }
 
+    /// Plans models loaded from now on for `context` tokens.
+    pub fn set_context(&mut self, context: u64) {
+        self.context = context;
+    }
+
     /// The context a model with `footprint` is planned (and served) with.
     pub fn context_for(&self, footprint: &Footprint) -> u64 {
         self.context.min(footprint.context_length).max(1)

@@ -2,12 +2,13 @@
 //! every route, so a web page the user happens to visit cannot drive a keyless loopback
 //! server:
 //!
-//! - `Host` must name this server (`localhost`, the bound address — any address when bound
-//!   to all interfaces — or a name given with `--allow-host`). This defeats DNS
+//! - `Host` must name this server (`localhost`, an address it listens on — any address
+//!   when bound to all interfaces — its Tailscale MagicDNS name when it listens there, or
+//!   a name in the `allowed_hosts` setting). This defeats DNS
 //!   rebinding, where an attacker's domain is made to resolve to 127.0.0.1.
 //! - A request that carries `Origin` (browsers add it to cross-origin and to most
 //!   non-GET requests) must come from the server's own origin or one on the allowlist
-//!   (`--allow-origin`, for web apps such as Open WebUI). Allowed cross-origin requests
+//!   (the `allowed_origins` setting, for web apps such as Open WebUI). Allowed cross-origin requests
 //!   get CORS headers, and their preflights are answered here.
 //!
 //! Together with the JSON content-type rule in `extract.rs`, no page can make the browser
@@ -31,7 +32,7 @@ use crate::{ApiError, AppState};
 ///
 /// ```
 /// use perch_server::AccessPolicy;
-/// let policy = AccessPolicy::for_address("127.0.0.1".parse().unwrap())
+/// let policy = AccessPolicy::for_addresses(&["127.0.0.1".parse().unwrap()])
 ///     .allow_hosts(["mac-mini.tail1234.ts.net"])
 ///     .allow_origins(["http://localhost:3000"]);
 /// assert!(policy.allows_host("localhost:8435"));
@@ -42,18 +43,18 @@ use crate::{ApiError, AppState};
 /// ```
 #[derive(Clone, Debug)]
 pub struct AccessPolicy {
-    bound: IpAddr,
+    bound: Vec<IpAddr>,
     hosts: Vec<String>,
     origins: Vec<String>,
 }
 
 impl AccessPolicy {
-    /// The policy of a server listening on `bound`: it answers to `localhost` and to that
-    /// address (to any address of the machine when `bound` is unspecified), and allows
-    /// no other web origins.
-    pub fn for_address(bound: IpAddr) -> Self {
+    /// The policy of a server listening on `bound`: it answers to `localhost` and to those
+    /// addresses (to any address of the machine when one is unspecified), and allows no
+    /// other web origins.
+    pub fn for_addresses(bound: &[IpAddr]) -> Self {
         AccessPolicy {
-            bound,
+            bound: bound.to_vec(),
             hosts: Vec::new(),
             origins: Vec::new(),
         }
@@ -88,9 +89,9 @@ impl AccessPolicy {
         let Ok(ip) = name.trim_matches(['[', ']']).parse::<IpAddr>() else {
             return false;
         };
-        self.bound.is_unspecified()
-            || ip == self.bound
-            || (self.bound.is_loopback() && ip.is_loopback())
+        self.bound
+            .iter()
+            .any(|b| b.is_unspecified() || *b == ip || (b.is_loopback() && ip.is_loopback()))
     }
 
     /// Whether `origin` is on the allowlist.
@@ -123,7 +124,7 @@ fn strip_port(host: &str) -> &str {
 
 /// The middleware: checks `Host` and `Origin`, answers preflights, adds CORS headers.
 pub(crate) async fn check(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let policy = &state.access;
+    let policy = state.access();
     let headers = request.headers();
     let host = header(headers, HOST).unwrap_or_default();
     if !policy.allows_host(&host) {
@@ -190,7 +191,7 @@ mod tests {
 
     #[test]
     fn a_loopback_server_answers_to_loopback_only() {
-        let policy = AccessPolicy::for_address("127.0.0.1".parse().unwrap());
+        let policy = AccessPolicy::for_addresses(&["127.0.0.1".parse().unwrap()]);
         for ok in [
             "localhost",
             "LOCALHOST:1",
@@ -212,18 +213,18 @@ mod tests {
 
     #[test]
     fn a_server_on_all_interfaces_answers_to_any_address_but_only_listed_names() {
-        let policy = AccessPolicy::for_address("0.0.0.0".parse().unwrap())
+        let policy = AccessPolicy::for_addresses(&["0.0.0.0".parse().unwrap()])
             .allow_hosts(["Box.Tailnet.ts.net."]);
         assert!(policy.allows_host("100.64.1.2:8435"));
         assert!(policy.allows_host("box.tailnet.ts.net:8435"));
         assert!(!policy.allows_host("rebind.example"));
-        let open = AccessPolicy::for_address("0.0.0.0".parse().unwrap()).allow_hosts(["*"]);
+        let open = AccessPolicy::for_addresses(&["0.0.0.0".parse().unwrap()]).allow_hosts(["*"]);
         assert!(open.allows_host("anything.example"));
     }
 
     #[test]
     fn origins_match_whole_and_without_a_trailing_slash() {
-        let policy = AccessPolicy::for_address("127.0.0.1".parse().unwrap())
+        let policy = AccessPolicy::for_addresses(&["127.0.0.1".parse().unwrap()])
             .allow_origins(["http://localhost:3000/"]);
         assert!(policy.lists_origin("http://localhost:3000"));
         assert!(!policy.lists_origin("http://localhost:3001"));

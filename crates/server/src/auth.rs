@@ -1,11 +1,14 @@
-//! API-key authentication: when a key is configured, every API route needs
-//! `Authorization: Bearer KEY` (the scheme in any case, the key compared in constant
-//! time). `/health` stays open.
+//! API-key authentication. A request that arrived on an address other than loopback
+//! must present one of the node's API keys (or the key given with `--api-key`) as
+//! `Authorization: Bearer KEY` (the scheme in any case, keys compared in constant time);
+//! so must every request when `--api-key` was given. `/health` stays open.
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use perch_runtime::api_keys::constant_time_eq;
 
+use crate::connections::Arrival;
 use crate::{ApiError, AppState};
 
 pub(crate) async fn require_api_key(
@@ -13,19 +16,33 @@ pub(crate) async fn require_api_key(
     request: Request,
     next: Next,
 ) -> Response {
-    let Some(expected) = &state.api_key else {
+    // A request with no arrival address did not come through a socket we listen on
+    // (an in-process call): it is treated as coming from outside.
+    let from_loopback = request
+        .extensions()
+        .get::<Arrival>()
+        .is_some_and(|a| a.local.ip().is_loopback());
+    if from_loopback && state.api_key.is_none() {
         return next.run(request).await;
-    };
+    }
     let presented = request
         .headers()
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(bearer_token);
-    match presented {
-        Some(key) if constant_time_eq(key.as_bytes(), expected.as_bytes()) => {
-            next.run(request).await
-        }
-        _ => ApiError::unauthorized().into_response(),
+    let valid = presented.is_some_and(|key| {
+        let given = state
+            .api_key
+            .as_ref()
+            .is_some_and(|expected| constant_time_eq(key.as_bytes(), expected.as_bytes()));
+        given | state.node.keys.verify(key)
+    });
+    if valid {
+        next.run(request).await
+    } else if state.api_key.is_none() && state.node.keys.is_empty() {
+        ApiError::no_api_key_yet().into_response()
+    } else {
+        ApiError::unauthorized().into_response()
     }
 }
 
@@ -33,8 +50,4 @@ pub(crate) async fn require_api_key(
 fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.trim().split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -1,5 +1,6 @@
-//! The accept loop, with the bounds `axum::serve` lacks: HTTP/1.1 connections served by
-//! hyper with a deadline for each request head (which also closes idle keep-alive
+//! The serving loop, with the bounds `axum::serve` lacks: HTTP/1.1 connections (from
+//! every address in [`Listeners`], each request marked with the address it arrived on)
+//! served by hyper with a deadline for each request head (which also closes idle keep-alive
 //! connections), a cap on open connections (past it a connection gets one 503 and is
 //! closed, so a flood cannot exhaust file handles), and a bounded shutdown: stop
 //! accepting, let requests in flight finish for a grace period, then drop the rest, which
@@ -9,29 +10,56 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::net::SocketAddr;
+
+use axum::http::Request;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::listeners::Accepted;
 use crate::metrics::CountedPermit;
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, Listeners};
 
-/// Serves the API on `listener` until `shutdown` completes; then stops accepting, lets
+/// The local address a request arrived on (loopback or not decides whether it needs an
+/// API key).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Arrival {
+    pub local: SocketAddr,
+}
+
+/// Serves the API on `listeners` until `shutdown` completes; then stops accepting, lets
 /// requests in flight (streams included) finish for up to `grace`, and cancels whatever
 /// is left.
 pub async fn serve(
-    listener: TcpListener,
+    listeners: Listeners,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
     let limits = state.limits.clone();
-    let service = TowerToHyperService::new(crate::router(state));
+    let follower = match state.exposure.clone() {
+        Some(exposure) => {
+            let settings = state.node.live.current();
+            if let Err(e) = exposure.apply(&state, &settings).await {
+                return Err(std::io::Error::other(e));
+            }
+            Some(tokio::spawn(crate::exposure::follow(
+                state.clone(),
+                exposure,
+            )))
+        }
+        None => None,
+    };
+    let router = crate::router(state);
+    let mut accepted = listeners
+        .take_accepted()
+        .expect("one server serves a set of listeners");
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
@@ -42,29 +70,28 @@ pub async fn serve(
     let upkeep = crate::metrics::start();
     tokio::pin!(shutdown);
     loop {
-        let accepted = tokio::select! {
+        let Accepted { socket, local } = tokio::select! {
             () = &mut shutdown => break,
-            accepted = listener.accept() => accepted,
+            next = accepted.recv() => match next {
+                Some(next) => next,
+                None => break,
+            },
         };
         while connections.try_join_next().is_some() {}
-        let socket = match accepted {
-            Ok((socket, _)) => socket,
-            Err(e) => {
-                // Out of file handles, most likely: give the open ones a moment to close
-                // instead of spinning.
-                tracing::warn!("accepting a connection failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             metrics::counter!("perch_connections_refused_total").increment(1);
             connections.spawn(refuse(socket, limits.max_connections));
             continue;
         };
         let _ = socket.set_nodelay(true);
-        let connection =
-            graceful.watch(http.serve_connection(TokioIo::new(socket), service.clone()));
+        let arrival = Arrival { local };
+        let router = router.clone();
+        let service =
+            TowerToHyperService::new(tower::service_fn(move |mut request: Request<_>| {
+                request.extensions_mut().insert(arrival);
+                tower::ServiceExt::oneshot(router.clone(), request)
+            }));
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(socket), service));
         connections.spawn(async move {
             let _open = CountedPermit::new(slot, "perch_connections_open");
             if let Err(e) = connection.await {
@@ -72,7 +99,7 @@ pub async fn serve(
             }
         });
     }
-    drop(listener);
+    listeners.close();
     if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()
@@ -85,6 +112,9 @@ pub async fn serve(
     }
     while connections.join_next().await.is_some() {}
     upkeep.abort();
+    if let Some(follower) = follower {
+        follower.abort();
+    }
     Ok(())
 }
 

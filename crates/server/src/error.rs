@@ -53,6 +53,19 @@ impl ApiError {
         }
     }
 
+    /// 401 on a non-loopback address before any API key exists.
+    pub fn no_api_key_yet() -> Self {
+        ApiError {
+            code: Some("invalid_api_key"),
+            ..ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                "this Perch has no API key yet: create one in Settings, opened on the \
+                 machine itself (on 127.0.0.1), and send it as `Authorization: Bearer KEY`",
+            )
+        }
+    }
+
     /// 404: no such model.
     pub fn model_not_found(message: impl Into<String>) -> Self {
         ApiError {
@@ -92,6 +105,11 @@ impl ApiError {
     /// 503 for a reason given.
     pub fn unavailable(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", message)
+    }
+
+    /// 404: no such thing (a key, a download) as the message says.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, "invalid_request_error", message)
     }
 
     /// 404: no such endpoint.
@@ -178,7 +196,7 @@ impl ApiError {
             StatusCode::FORBIDDEN,
             "invalid_request_error",
             format!(
-                "this server does not answer to the host {host:?}; allow the name with --allow-host"
+                "this server does not answer to the host {host:?}; allow the name in the allowed_hosts setting (or --allow-host)"
             ),
         )
     }
@@ -189,7 +207,7 @@ impl ApiError {
             StatusCode::FORBIDDEN,
             "invalid_request_error",
             format!(
-                "requests from the web page origin {origin:?} are not allowed; allow it with --allow-origin"
+                "requests from the web page origin {origin:?} are not allowed; allow it in Settings (allowed_origins, or --allow-origin)"
             ),
         )
     }

@@ -1,6 +1,7 @@
 //! Perch's HTTP server: the OpenAI-compatible API (`/v1/models`, `/v1/chat/completions`,
-//! `/v1/completions`), Ollama's API (`/api/…`), Perch's own (`/api/perch/…`), `/health`
-//! and `/openapi.json`, over the models of a [`perch_runtime::Node`].
+//! `/v1/completions`), Ollama's API (`/api/…`), Perch's own (`/api/perch/…`), `/health`,
+//! `/openapi.json` and the web UI at `/`, over the models of a [`perch_runtime::Node`],
+//! on the addresses its settings choose.
 //!
 //! Everything HTTP lives here — authentication, body limits, validation into the engine's
 //! request type, SSE and NDJSON framing, error shapes — and nothing about MLX does: models
@@ -12,18 +13,22 @@ mod auth;
 mod channel_stream;
 mod connections;
 mod error;
+mod exposure;
 mod extract;
 mod health;
+mod listeners;
 mod metrics;
 pub mod ollama;
 pub mod openai;
 mod openapi;
 pub mod perch_api;
 mod state;
+mod ui;
 
 pub use access::AccessPolicy;
 pub use connections::serve;
 pub use error::ApiError;
+pub use listeners::Listeners;
 pub use state::{AppState, Limits};
 
 use axum::Router;
@@ -42,7 +47,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
         .merge(api)
-        .fallback(|| async { ApiError::not_found_route() })
+        .fallback(ui::serve)
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(axum::extract::DefaultBodyLimit::max(
             state.limits.max_body_bytes,

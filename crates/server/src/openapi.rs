@@ -49,7 +49,13 @@ use crate::AppState;
         crate::perch_api::downloads::list,
         crate::perch_api::downloads::cancel,
         crate::perch_api::memory::now,
-        crate::perch_api::memory::stream
+        crate::perch_api::memory::stream,
+        crate::perch_api::settings::get,
+        crate::perch_api::settings::update,
+        crate::perch_api::network::status,
+        crate::perch_api::keys::list,
+        crate::perch_api::keys::create,
+        crate::perch_api::keys::revoke
     ),
     components(schemas(
         ChatCompletionRequest,
@@ -101,7 +107,8 @@ use crate::AppState;
         crate::perch_api::types::LocalModelInfo,
         crate::perch_api::types::LocalList,
         crate::perch_api::types::Loaded,
-        crate::perch_api::types::UnloadResult
+        crate::perch_api::types::UnloadResult,
+        crate::perch_api::keys::NewKeyRequest
     )),
     modifiers(&SharedErrors)
 )]

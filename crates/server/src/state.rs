@@ -1,13 +1,15 @@
-//! What every handler shares: the node (models on disk and in memory), the API key, the
-//! limits and the queue.
+//! What every handler shares: the node (models on disk and in memory, settings, API
+//! keys), the key given on the command line, the limits, the queue, who may call from a
+//! browser, and where the server listens.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use perch_runtime::{KeepAlive, LocalModel, ModelLease, Node};
 use tokio::sync::Semaphore;
 
-use crate::{AccessPolicy, ApiError};
+use crate::exposure::Exposure;
+use crate::{AccessPolicy, ApiError, Listeners};
 
 /// Limits that keep one client from taking the node down.
 #[derive(Clone, Debug)]
@@ -54,13 +56,15 @@ pub struct AppState {
     pub(crate) api_key: Option<Arc<str>>,
     pub(crate) limits: Limits,
     pub(crate) queue: Arc<Semaphore>,
-    pub(crate) access: Arc<AccessPolicy>,
+    pub(crate) access: Arc<RwLock<Arc<AccessPolicy>>>,
+    pub(crate) exposure: Option<Arc<Exposure>>,
 }
 
 impl AppState {
     /// State serving `node`'s models; when `api_key` is set every API call must present
-    /// it as `Authorization: Bearer KEY`. It answers to loopback hosts and its own origin
-    /// until [`AppState::with_access`] says otherwise.
+    /// it (or one of the node's keys) as `Authorization: Bearer KEY`. It answers to
+    /// loopback hosts and its own origin until [`AppState::with_access`] or
+    /// [`AppState::listening_on`] says otherwise.
     pub fn new(node: Arc<Node>, api_key: Option<String>, limits: Limits) -> Self {
         let queue = Arc::new(Semaphore::new(limits.max_queue));
         AppState {
@@ -68,16 +72,40 @@ impl AppState {
             api_key: api_key.map(Into::into),
             limits,
             queue,
-            access: Arc::new(AccessPolicy::for_address(
+            access: Arc::new(RwLock::new(Arc::new(AccessPolicy::for_addresses(&[
                 std::net::Ipv4Addr::LOCALHOST.into(),
-            )),
+            ])))),
+            exposure: None,
         }
     }
 
     /// The same state answering to the hosts and web origins of `policy`.
-    pub fn with_access(mut self, policy: AccessPolicy) -> Self {
-        self.access = Arc::new(policy);
+    pub fn with_access(self, policy: AccessPolicy) -> Self {
+        self.set_access(policy);
         self
+    }
+
+    /// The same state, listening where the node's live settings say through
+    /// `listeners` (and moving when they change), with the hosts and origins that
+    /// follow from it.
+    pub fn listening_on(mut self, listeners: Listeners) -> Self {
+        self.exposure = Some(Arc::new(Exposure::new(listeners)));
+        self
+    }
+
+    /// Who may call now.
+    pub(crate) fn access(&self) -> Arc<AccessPolicy> {
+        self.access
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn set_access(&self, policy: AccessPolicy) {
+        *self
+            .access
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(policy);
     }
 
     /// A lease on the model `name`, loaded first if it is not.

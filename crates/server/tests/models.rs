@@ -7,15 +7,15 @@ mod common;
 
 use std::time::Duration;
 
-use common::{serve, test_home, MODEL};
+use common::{serve, start_node, test_home, MODEL};
 use futures_util::StreamExt;
-use perch_runtime::{Node, NodeSettings};
+use perch_runtime::NodeSettings;
 use perch_server::{AppState, Limits};
 use serde_json::{json, Value};
 
 /// A server over a node that loads nothing up front; `os_reserve` bytes are kept back.
 async fn start(os_reserve: u64) -> String {
-    let node = Node::start(NodeSettings {
+    let node = start_node(NodeSettings {
         home: test_home(),
         hf_cache: None,
         os_reserve,

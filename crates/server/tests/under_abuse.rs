@@ -222,7 +222,7 @@ async fn error_of(response: reqwest::Response) -> (u16, Value) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn web_pages_cannot_drive_the_api_without_being_allowed() {
-    let policy = AccessPolicy::for_address("127.0.0.1".parse().unwrap())
+    let policy = AccessPolicy::for_addresses(&["127.0.0.1".parse().unwrap()])
         .allow_origins(["http://localhost:3000"]);
     let state = AppState::new(common::node().await, None, Limits::default()).with_access(policy);
     let address = serve(state).await;

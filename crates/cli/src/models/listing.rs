@@ -4,18 +4,22 @@
 use anyhow::{bail, Context};
 use perch_runtime::node::system_budget;
 use perch_runtime::planner::{Footprint, MemoryPlanner};
+use perch_runtime::settings::{LiveSettings, Settings};
 use perch_runtime::NodeSettings;
 
 use super::{block_on, size, store};
 use crate::remote::Remote;
 
-/// A planner for this machine with nothing loaded.
+/// A planner for this machine with nothing loaded, at the context the settings give.
 fn planner() -> MemoryPlanner {
     let settings = NodeSettings::from_env();
+    let context = LiveSettings::open(&perch_runtime::settings::default_path(), |_| {})
+        .map(|live| live.current().context_length)
+        .unwrap_or_else(|_| Settings::default().context_length);
     MemoryPlanner::new(
         system_budget(settings.os_reserve),
         settings.buffer_cache,
-        settings.context_length,
+        context,
     )
 }
 

@@ -98,7 +98,7 @@ async fn load(
     .map_err(&failed)?
     .map_err(|e| failed(e.to_string()))?;
     let footprint = Footprint::from(&facts);
-    let need = inner.planner.need(&footprint);
+    let need = inner.planner().need(&footprint);
     // Load only once the models making room are gone from memory.
     for freed in make_room(inner, &name, id, &footprint, &need)? {
         let _ = freed.await;
@@ -120,7 +120,7 @@ async fn load(
         Arc::new(engine),
         model,
         need,
-        inner.settings.keep_alive,
+        inner.settings().keep_alive,
     )))
 }
 
@@ -141,12 +141,14 @@ fn make_room(
         .into_iter()
         .filter(|r| !r.idle)
         .collect();
-    let best = inner.planner.verdict(footprint, &busy);
+    let planner = inner.planner();
+    let max_loaded = inner.settings().max_loaded;
+    let best = planner.verdict(footprint, &busy);
     if best.fit == Fit::WontFit {
         return Err(ManagerError::InsufficientMemory(best.explain(name)));
     }
     let busy_models = state.residents(name).iter().filter(|r| !r.idle).count();
-    if busy_models >= inner.settings.max_loaded {
+    if busy_models >= max_loaded {
         return Err(ManagerError::Busy(format!(
             "{} models are loaded (the most allowed) and all are answering requests; try \
              again when one is idle",
@@ -170,8 +172,8 @@ fn make_room(
     loop {
         let models = state.residents(name).len();
         let planned = state.planned(name, freed);
-        let fits = inner.planner.verdict(footprint, &planned).fit != Fit::WontFit;
-        if fits && models < inner.settings.max_loaded {
+        let fits = planner.verdict(footprint, &planned).fit != Fit::WontFit;
+        if fits && models < max_loaded {
             break;
         }
         let Some((_, victim)) = victims.next() else {

@@ -23,7 +23,7 @@ mod loading;
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -150,8 +150,8 @@ impl State {
 
 struct Inner {
     store: ModelStore,
-    planner: MemoryPlanner,
-    settings: ManagerSettings,
+    planner: RwLock<MemoryPlanner>,
+    settings: RwLock<ManagerSettings>,
     state: Mutex<State>,
     runtime: tokio::runtime::Handle,
 }
@@ -163,6 +163,22 @@ impl Inner {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The planner as it is now (its context can change while the node runs).
+    fn planner(&self) -> MemoryPlanner {
+        self.planner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The settings as they are now.
+    fn settings(&self) -> ManagerSettings {
+        self.settings
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Takes `model` out (the caller has removed its slot) and frees it on the blocking
@@ -213,8 +229,8 @@ impl ModelManager {
     pub fn new(store: ModelStore, planner: MemoryPlanner, settings: ManagerSettings) -> Self {
         let inner = Arc::new(Inner {
             store,
-            planner,
-            settings,
+            planner: RwLock::new(planner),
+            settings: RwLock::new(settings),
             state: Mutex::default(),
             runtime: tokio::runtime::Handle::current(),
         });
@@ -230,9 +246,34 @@ impl ModelManager {
         ModelManager { inner }
     }
 
-    /// The planner.
-    pub fn planner(&self) -> &MemoryPlanner {
-        &self.inner.planner
+    /// The planner as it is now.
+    pub fn planner(&self) -> MemoryPlanner {
+        self.inner.planner()
+    }
+
+    /// The settings as they are now.
+    pub fn settings(&self) -> ManagerSettings {
+        self.inner.settings()
+    }
+
+    /// Changes the standing keep-alive, the most models resident and the context new
+    /// loads are planned with. Models already loaded keep what they were loaded with; a
+    /// lower limit is met as idle models expire or make room.
+    pub fn reconfigure(&self, keep_alive: KeepAlive, max_loaded: usize, context: u64) {
+        {
+            let mut settings = self
+                .inner
+                .settings
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            settings.keep_alive = keep_alive;
+            settings.max_loaded = max_loaded;
+        }
+        self.inner
+            .planner
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .set_context(context);
     }
 
     /// The loaded models, by name.
@@ -262,7 +303,8 @@ impl ModelManager {
         name: &str,
         keep_alive: Option<KeepAlive>,
     ) -> Result<ModelLease, ManagerError> {
-        let deadline = Instant::now() + self.inner.settings.load_timeout;
+        let load_timeout = self.inner.settings().load_timeout;
+        let deadline = Instant::now() + load_timeout;
         loop {
             let mut waiting = match self.lease_or_wait(name, keep_alive)? {
                 Ok(lease) => return Ok(lease),
@@ -277,7 +319,7 @@ impl ModelManager {
                 Err(_) => {
                     return Err(ManagerError::Busy(format!(
                         "{name} is still loading after {:.0} s; try again shortly",
-                        self.inner.settings.load_timeout.as_secs_f64()
+                        load_timeout.as_secs_f64()
                     )))
                 }
                 Ok(Err(_)) => {

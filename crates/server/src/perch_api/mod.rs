@@ -1,14 +1,18 @@
 //! Perch's own additions under `/api/perch/`: the catalog and the local models with the
 //! planner's verdict for each, downloads (list, cancel), load and unload, and the memory
 //! gauge (now, or as server-sent events once a second). The web UI, the menu-bar app and
-//! the CLI use these beside Ollama's endpoints.
+//! the CLI use these beside Ollama's endpoints; and the node's live settings, its API
+//! keys and where it listens.
 
 pub(crate) mod downloads;
+pub(crate) mod keys;
 pub(crate) mod memory;
 pub(crate) mod models;
+pub(crate) mod network;
+pub(crate) mod settings;
 pub mod types;
 
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 
 use crate::AppState;
@@ -23,4 +27,11 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/api/perch/downloads/cancel", post(downloads::cancel))
         .route("/api/perch/memory", get(memory::now))
         .route("/api/perch/memory/stream", get(memory::stream))
+        .route(
+            "/api/perch/settings",
+            get(settings::get).put(settings::update),
+        )
+        .route("/api/perch/network", get(network::status))
+        .route("/api/perch/keys", get(keys::list).post(keys::create))
+        .route("/api/perch/keys/{id}", delete(keys::revoke))
 }

@@ -3,9 +3,13 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use perch_runtime::api_keys::ApiKeys;
+use perch_runtime::secrets::Secrets;
+use perch_runtime::settings::LiveSettings;
 use perch_runtime::{Node, NodeSettings};
 use perch_server::{AppState, Limits};
 use serde_json::{json, Value};
@@ -38,9 +42,21 @@ pub async fn node() -> Arc<Node> {
         hf_cache: None,
         ..NodeSettings::from_env()
     };
-    let node = Node::start(settings);
+    let node = start_node(settings);
     node.manager.load(MODEL, None).await.expect("SmolLM2 loads");
     node
+}
+
+/// A node with `settings`, default live settings and no API keys, each kept in files of
+/// its own beside the test store.
+pub fn start_node(settings: NodeSettings) -> Arc<Node> {
+    static NODES: AtomicUsize = AtomicUsize::new(0);
+    let n = NODES.fetch_add(1, Ordering::Relaxed);
+    let files = test_home().join(format!("node-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&files);
+    let live = LiveSettings::open(&files.join("settings.toml"), |_| {}).unwrap();
+    let keys = ApiKeys::open(Secrets::File(files.join("secrets.json"))).unwrap();
+    Node::start(settings, live, keys)
 }
 
 /// Serves `state`'s router on a free loopback port for the rest of the test; returns its
@@ -49,7 +65,7 @@ pub async fn serve(state: AppState) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(perch_server::serve(
-        listener,
+        listener.into(),
         state,
         std::future::pending(),
         Duration::from_secs(1),

@@ -1,0 +1,168 @@
+//! The sockets the server accepts on: a set of addresses on one port that can change
+//! while it runs. A change binds the new addresses first and only then stops accepting
+//! on the old ones; connections already made on an old address (streams included) carry
+//! on until they end. Every accepted connection travels with the local address it
+//! arrived on, which decides whether it needs an API key.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+/// A connection as accepted, with the address it arrived on.
+pub(crate) struct Accepted {
+    pub socket: TcpStream,
+    pub local: SocketAddr,
+}
+
+/// The listening sockets. Cloning gives another handle on the same set.
+#[derive(Clone)]
+pub struct Listeners {
+    inner: Arc<Mutex<Inner>>,
+}
+
+struct Inner {
+    port: u16,
+    accepting: BTreeMap<SocketAddr, AbortHandle>,
+    sender: mpsc::Sender<Accepted>,
+    receiver: Option<mpsc::Receiver<Accepted>>,
+}
+
+impl Listeners {
+    /// Listens on each of `addresses` at `port` (0: a free port, the same for all).
+    pub async fn bind(addresses: &[IpAddr], port: u16) -> io::Result<Listeners> {
+        let listeners = Listeners::empty(port);
+        listeners.rebind(addresses, port).await?;
+        Ok(listeners)
+    }
+
+    fn empty(port: u16) -> Listeners {
+        let (sender, receiver) = mpsc::channel(64);
+        Listeners {
+            inner: Arc::new(Mutex::new(Inner {
+                port,
+                accepting: BTreeMap::new(),
+                sender,
+                receiver: Some(receiver),
+            })),
+        }
+    }
+
+    /// The addresses listened on now.
+    pub fn addresses(&self) -> Vec<SocketAddr> {
+        self.lock().accepting.keys().copied().collect()
+    }
+
+    /// The port listened on.
+    pub fn port(&self) -> u16 {
+        self.lock().port
+    }
+
+    /// Listens on exactly `addresses` at `port` (0 keeps the port in use, or picks a
+    /// free one): binds what is new first — when any bind fails nothing changes — then
+    /// stops accepting on what is no longer wanted.
+    pub async fn rebind(&self, addresses: &[IpAddr], port: u16) -> io::Result<()> {
+        let current = self.lock().accepting.clone();
+        let mut chosen = match port {
+            0 => port_of(&current).unwrap_or(0),
+            port => port,
+        };
+        let mut fresh = Vec::new();
+        for ip in addresses {
+            let address = SocketAddr::new(*ip, chosen);
+            if chosen != 0 && current.contains_key(&address) {
+                continue;
+            }
+            let listener = TcpListener::bind(address).await.map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot listen on {address}: {e}"))
+            })?;
+            let local = listener.local_addr()?;
+            chosen = local.port();
+            fresh.push((local, listener));
+        }
+        let mut inner = self.lock();
+        inner.port = chosen;
+        for (local, listener) in fresh {
+            let task = tokio::spawn(accept(listener, local, inner.sender.clone()));
+            tracing::info!(address = %local, "listening");
+            inner.accepting.insert(local, task.abort_handle());
+        }
+        let wanted: Vec<SocketAddr> = addresses
+            .iter()
+            .map(|ip| SocketAddr::new(*ip, chosen))
+            .collect();
+        inner.accepting.retain(|address, task| {
+            let keep = wanted.contains(address);
+            if !keep {
+                task.abort();
+                tracing::info!(%address, "stopped listening");
+            }
+            keep
+        });
+        Ok(())
+    }
+
+    /// Stops accepting everywhere.
+    pub(crate) fn close(&self) {
+        let mut inner = self.lock();
+        for task in inner.accepting.values() {
+            task.abort();
+        }
+        inner.accepting.clear();
+    }
+
+    /// The accepted connections, for the one server that serves them.
+    pub(crate) fn take_accepted(&self) -> Option<mpsc::Receiver<Accepted>> {
+        self.lock().receiver.take()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl From<TcpListener> for Listeners {
+    /// Accepts on a socket already bound.
+    fn from(listener: TcpListener) -> Listeners {
+        let local = listener
+            .local_addr()
+            .expect("a bound socket has an address");
+        let listeners = Listeners::empty(local.port());
+        {
+            let mut inner = listeners.lock();
+            let task = tokio::spawn(accept(listener, local, inner.sender.clone()));
+            inner.accepting.insert(local, task.abort_handle());
+        }
+        listeners
+    }
+}
+
+fn port_of(accepting: &BTreeMap<SocketAddr, AbortHandle>) -> Option<u16> {
+    accepting.keys().next().map(SocketAddr::port)
+}
+
+/// Accepts on `listener` until aborted (which closes it) or the server is gone.
+async fn accept(listener: TcpListener, local: SocketAddr, sender: mpsc::Sender<Accepted>) {
+    loop {
+        match listener.accept().await {
+            Ok((socket, _)) => {
+                if sender.send(Accepted { socket, local }).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                // Out of file handles, most likely: give the open ones a moment to close
+                // instead of spinning.
+                tracing::warn!(%local, "accepting a connection failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
