@@ -58,3 +58,42 @@ impl Drop for Server {
         let _ = self.child.kill();
     }
 }
+
+/// An HTTP answer as curl saw it: the status (0 when no connection was made, with
+/// curl's exit code in `curl_exit`) and the body.
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+    pub curl_exit: i32,
+}
+
+impl Answer {
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// Runs curl with `args` (inside the network namespace `netns`, if given).
+pub fn curl(netns: Option<&str>, args: &[&str]) -> Answer {
+    let mut command = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "curl"]);
+            c
+        }
+        None => Command::new("curl"),
+    };
+    let out = command
+        .args(["-sS", "--max-time", "30", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+    Answer {
+        status: status.trim().parse().unwrap_or(0),
+        body: body.to_owned(),
+        curl_exit: out.status.code().unwrap_or(-1),
+    }
+}
