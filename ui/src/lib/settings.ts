@@ -1,0 +1,15 @@
+// Calls for the Settings page: settings, network status and API keys.
+import { getJson, sendJson } from "./api";
+import type { ApiKey, NetworkStatus, NewApiKey, Settings, SettingsChange, SettingsSaved } from "./types";
+
+export const getSettings = () => getJson<Settings>("/api/perch/settings");
+
+export const saveSettings = (change: SettingsChange) => sendJson<SettingsSaved>("PUT", "/api/perch/settings", change);
+
+export const getNetwork = () => getJson<NetworkStatus>("/api/perch/network");
+
+export const listKeys = async () => (await getJson<{ keys: ApiKey[] }>("/api/perch/keys")).keys;
+
+export const createKey = (name: string) => sendJson<NewApiKey>("POST", "/api/perch/keys", { name });
+
+export const revokeKey = (id: string) => sendJson<void>("DELETE", `/api/perch/keys/${encodeURIComponent(id)}`);
