@@ -32,8 +32,9 @@ const browser = await chromium.launch({
 
 async function api(path, init) {
   const response = await fetch(root + path, init);
-  assert.ok(response.ok, `${path}: ${response.status} ${await response.text()}`);
-  return response.status === 204 ? null : response.json();
+  const text = await response.text();
+  assert.ok(response.ok, `${path}: ${response.status} ${text}`);
+  return text ? JSON.parse(text) : null;
 }
 
 async function until(what, check, seconds = 30) {
@@ -125,7 +126,7 @@ await step("a download from the hub shows progress and can be cancelled", async 
 await step("a chat message streams an answer that renders, with its numbers", async () => {
   await page.goto(root + "/#/chat");
   await page.getByTestId("model-picker").selectOption(model);
-  await page.getByTestId("prompt").fill("Write a Python function that adds two numbers, in a code block.");
+  await page.getByTestId("prompt").fill("Say hello in one short sentence.");
   await page.getByTestId("send").click();
   const answer = page.getByTestId("answer").last();
   const stats = answer.getByTestId("answer-stats");
@@ -137,6 +138,14 @@ await step("a chat message streams an answer that renders, with its numbers", as
   await page.screenshot({ path: `${shots}/chat-1280.png`, fullPage: true });
 });
 
+await step("regenerate asks again and replaces the answer", async () => {
+  const answers = await page.getByTestId("answer").count();
+  await page.getByTestId("regenerate").click();
+  const answer = page.getByTestId("answer").last();
+  await answer.getByTestId("answer-stats").waitFor({ timeout: 120_000 });
+  assert.equal(await page.getByTestId("answer").count(), answers, "the last answer is replaced");
+});
+
 await step("stop ends a generation on the server", async () => {
   const before = await cancelledRequests();
   await page.getByTestId("prompt").fill("Tell me a very long story about a lighthouse keeper, in many chapters.");
@@ -146,14 +155,6 @@ await step("stop ends a generation on the server", async () => {
   await page.getByTestId("stop").click();
   await until("the server to count a cancelled request", async () => (await cancelledRequests()) > before);
   await until("the answer to say it stopped", async () => /stopped/.test(await answer.innerText()));
-});
-
-await step("regenerate asks again and replaces the answer", async () => {
-  const answers = await page.getByTestId("answer").count();
-  await page.getByTestId("regenerate").click();
-  const answer = page.getByTestId("answer").last();
-  await answer.getByTestId("answer-stats").waitFor({ timeout: 120_000 });
-  assert.equal(await page.getByTestId("answer").count(), answers, "the last answer is replaced");
 });
 
 await step("a settings change takes effect", async () => {
@@ -182,6 +183,17 @@ await step("an API key is created once, listed by prefix and revoked", async () 
   page.once("dialog", (d) => d.accept());
   await row.getByTestId("revoke-key").click();
   await until("the key to be revoked", async () => !(await api("/api/perch/keys")).keys.some((k) => k.name === "laptop"));
+});
+
+await step("a Hugging Face token is kept, never shown back, and forgotten", async () => {
+  assert.equal((await api("/api/perch/settings")).hub_token, false);
+  await page.getByTestId("hub-token-input").fill("hf_perchtesttoken");
+  await page.getByTestId("save-hub-token").click();
+  await until("the server to have a token", async () => (await api("/api/perch/settings")).hub_token);
+  await until("the page to say so", async () => /token is set/.test(await page.getByTestId("hub-token-status").innerText()));
+  assert.ok(!(await page.content()).includes("hf_perchtesttoken"), "the token is not on the page");
+  await page.getByTestId("clear-hub-token").click();
+  await until("the token to be forgotten", async () => !(await api("/api/perch/settings")).hub_token);
 });
 
 await step("every page works at 400 px, with no sideways scrolling", async () => {

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use perch_engine::buffer_cache;
-use perch_runtime::api_keys::ApiKeys;
 use perch_runtime::catalog::DEFAULT_MODEL;
 use perch_runtime::manifest::ManifestSource;
 use perch_runtime::names::{self, ModelName, Origin};
@@ -198,7 +197,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         settings.os_reserve = (gb * (1u64 << 30) as f64) as u64;
     }
     let secrets = Secrets::open(&settings.home)?;
-    let keys = ApiKeys::open(secrets).context("reading the API keys")?;
     let names = if args.models.is_empty() {
         vec![DEFAULT_MODEL.to_owned()]
     } else {
@@ -211,7 +209,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .watch()
             .map_err(|e| tracing::warn!("the settings file is not watched: {e}"))
             .ok();
-        let node = Node::start(settings, live, keys);
+        let node = Node::start(settings, live, secrets).context("reading the secret store")?;
         let mut served = Vec::new();
         for name in &names {
             let local = local_model(&node, name).await?;

@@ -1,8 +1,10 @@
 //! The Hugging Face hub's HTTP API, as far as pulling a model needs it: a revision's file
 //! list with sizes and hashes (`/api/models/REPO/revision/REV?blobs=true`), and each
 //! file at that commit (`/REPO/resolve/COMMIT/PATH`, which answers HTTP Range requests).
-//! `HF_ENDPOINT` points it at a mirror (or the tests' look-alike); `HF_TOKEN` is sent as a
-//! bearer token for gated models.
+//! `HF_ENDPOINT` points it at a mirror (or the tests' look-alike); the token (`HF_TOKEN`,
+//! or the one kept in the secret store) is sent as a bearer token for gated models.
+
+use std::sync::{Arc, RwLock};
 
 use serde::Deserialize;
 
@@ -15,7 +17,49 @@ pub struct HubSettings {
     /// Base URL (`https://huggingface.co`).
     pub endpoint: String,
     /// A token for gated or private repositories.
-    pub token: Option<String>,
+    pub token: HubToken,
+}
+
+/// The hub token, shared by every clone, changeable while the node runs; its `Debug`
+/// never shows it.
+#[derive(Clone, Default)]
+pub struct HubToken(Arc<RwLock<Option<String>>>);
+
+impl HubToken {
+    /// A token holding `token` (nothing when blank).
+    pub fn new(value: Option<String>) -> HubToken {
+        let token = HubToken::default();
+        token.set(value);
+        token
+    }
+
+    /// The token now.
+    pub fn get(&self) -> Option<String> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the token (a blank one clears it).
+    pub fn set(&self, token: Option<String>) {
+        *self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = token
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| t.trim().to_owned());
+    }
+}
+
+impl std::fmt::Debug for HubToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.get().is_some() {
+            "HubToken(set)"
+        } else {
+            "HubToken(none)"
+        })
+    }
 }
 
 impl HubSettings {
@@ -28,9 +72,7 @@ impl HubSettings {
                 .unwrap_or_else(|| "https://huggingface.co".into())
                 .trim_end_matches('/')
                 .to_owned(),
-            token: std::env::var("HF_TOKEN")
-                .ok()
-                .filter(|t| !t.trim().is_empty()),
+            token: HubToken::new(std::env::var("HF_TOKEN").ok()),
         }
     }
 }
@@ -131,7 +173,7 @@ impl Hub {
     /// A GET of `url`, with the token if there is one.
     pub fn get(&self, url: &str) -> reqwest::RequestBuilder {
         let request = self.http.get(url);
-        match &self.settings.token {
+        match self.settings.token.get() {
             Some(token) => request.bearer_auth(token),
             None => request,
         }
@@ -158,7 +200,7 @@ impl Hub {
         if !status.is_success() {
             return Err(HubError::Refused(match status.as_u16() {
                 401 | 403 => format!(
-                    "{repo} is gated or private: accept its terms on the hub and set HF_TOKEN \
+                    "{repo} is gated or private: accept its terms on the hub and give Perch a token (Settings, or HF_TOKEN) \
                      ({status})"
                 ),
                 404 => format!("{repo} at revision {revision} is not on the hub ({status})"),

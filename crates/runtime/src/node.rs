@@ -13,6 +13,7 @@ use crate::gauge::Gauge;
 use crate::hub::HubSettings;
 use crate::manager::{ManagerSettings, ModelManager};
 use crate::planner::{Budget, MemoryPlanner};
+use crate::secrets::{SecretError, Secrets};
 use crate::settings::LiveSettings;
 use crate::store::ModelStore;
 
@@ -52,12 +53,17 @@ impl NodeSettings {
     }
 }
 
-/// `PERCH_HOME`, or `~/Library/Application Support/Perch` on macOS, or
-/// `$XDG_DATA_HOME/perch` (`~/.local/share/perch`) elsewhere.
+/// `PERCH_HOME`, or [`default_home_for_user`].
 pub fn default_home() -> PathBuf {
-    if let Some(home) = std::env::var_os("PERCH_HOME") {
-        return PathBuf::from(home);
+    match std::env::var_os("PERCH_HOME") {
+        Some(home) => PathBuf::from(home),
+        None => default_home_for_user(),
     }
+}
+
+/// `~/Library/Application Support/Perch` on macOS, `$XDG_DATA_HOME/perch`
+/// (`~/.local/share/perch`) elsewhere.
+pub fn default_home_for_user() -> PathBuf {
     let user = PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into()));
     if cfg!(target_os = "macos") {
         user.join("Library/Application Support/Perch")
@@ -75,6 +81,8 @@ pub struct Node {
     pub settings: NodeSettings,
     /// Its live settings.
     pub live: Arc<LiveSettings>,
+    /// Where secrets are kept.
+    pub secrets: Secrets,
     /// The API keys that let other machines in.
     pub keys: ApiKeys,
     /// Models on disk.
@@ -88,9 +96,18 @@ pub struct Node {
 }
 
 impl Node {
-    /// Builds the node. Must run inside a Tokio runtime (the manager and the gauge start
+    /// Builds the node, with its API keys and (unless `HF_TOKEN` gave one) its hub token
+    /// from `secrets`. Must run inside a Tokio runtime (the manager and the gauge start
     /// tasks on it, and a task keeps the manager in step with `live`).
-    pub fn start(settings: NodeSettings, live: Arc<LiveSettings>, keys: ApiKeys) -> Arc<Node> {
+    pub fn start(
+        settings: NodeSettings,
+        live: Arc<LiveSettings>,
+        secrets: Secrets,
+    ) -> Result<Arc<Node>, SecretError> {
+        let keys = ApiKeys::open(secrets.clone())?;
+        if settings.hub.token.get().is_none() {
+            settings.hub.token.set(secrets.get(HUB_TOKEN)?);
+        }
         perch_engine::buffer_cache::bound(settings.buffer_cache as usize);
         let store = ModelStore::new(settings.home.clone(), settings.hf_cache.clone());
         let now = live.current();
@@ -108,17 +125,38 @@ impl Node {
         follow(&live, manager.clone());
         let gauge = Gauge::start(manager.clone());
         let downloads = Downloads::new(store.clone(), settings.hub.clone());
-        Arc::new(Node {
+        Ok(Arc::new(Node {
             settings,
             live,
+            secrets,
             keys,
             store,
             manager,
             downloads,
             gauge,
-        })
+        }))
+    }
+
+    /// Keeps `token` as the hub token (in the secret store) and uses it from now on;
+    /// `None` forgets it.
+    pub fn set_hub_token(&self, token: Option<String>) -> Result<(), SecretError> {
+        let token = token.filter(|t| !t.trim().is_empty());
+        match &token {
+            Some(t) => self.secrets.set(HUB_TOKEN, t.trim())?,
+            None => self.secrets.delete(HUB_TOKEN)?,
+        }
+        self.settings.hub.token.set(token);
+        Ok(())
+    }
+
+    /// Whether downloads send a hub token.
+    pub fn has_hub_token(&self) -> bool {
+        self.settings.hub.token.get().is_some()
     }
 }
+
+/// The secret the hub token is kept in.
+const HUB_TOKEN: &str = "hf-token";
 
 /// Applies each change of the live settings to the manager.
 fn follow(live: &LiveSettings, manager: ModelManager) {

@@ -9,18 +9,17 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// The service name secrets are filed under in the keychain.
-const SERVICE: &str = "Perch";
-
-/// A secret store.
+/// A secret store. The keychains file a node's secrets under a service name: `Perch`
+/// for the node in the default data folder, `Perch <folder>` for one elsewhere (so a
+/// second node, or a test's, never touches the first one's keys).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Secrets {
-    /// The macOS Keychain.
-    Keychain,
-    /// The freedesktop Secret Service (GNOME Keyring, KWallet).
-    SecretService,
-    /// The Linux kernel's key store (until reboot).
-    Keyutils,
+    /// The macOS Keychain, under a service name.
+    Keychain(String),
+    /// The freedesktop Secret Service (GNOME Keyring, KWallet), under a service name.
+    SecretService(String),
+    /// The Linux kernel's key store (until reboot), under a service name.
+    Keyutils(String),
     /// A JSON file readable by its owner only.
     File(PathBuf),
 }
@@ -39,10 +38,15 @@ impl Secrets {
     /// that answers.
     pub fn open(home: &Path) -> Result<Secrets, SecretError> {
         let file = Secrets::File(home.join("secrets.json"));
+        let service = if home == crate::node::default_home_for_user() {
+            "Perch".to_owned()
+        } else {
+            format!("Perch {}", home.display())
+        };
         match std::env::var("PERCH_SECRET_STORE").ok().as_deref() {
-            Some("keychain") => Ok(Secrets::Keychain),
-            Some("secret-service") => Ok(Secrets::SecretService),
-            Some("keyutils") => Ok(Secrets::Keyutils),
+            Some("keychain") => Ok(Secrets::Keychain(service)),
+            Some("secret-service") => Ok(Secrets::SecretService(service)),
+            Some("keyutils") => Ok(Secrets::Keyutils(service)),
             Some("file") => Ok(file),
             Some(other) => Err(SecretError {
                 store: other.to_owned(),
@@ -51,9 +55,9 @@ impl Secrets {
             }),
             None => {
                 let keychain = if cfg!(target_os = "macos") {
-                    Secrets::Keychain
+                    Secrets::Keychain(service)
                 } else {
-                    Secrets::SecretService
+                    Secrets::SecretService(service)
                 };
                 Ok(if keychain.answers() { keychain } else { file })
             }
@@ -63,9 +67,9 @@ impl Secrets {
     /// The store's name, for people.
     pub fn name(&self) -> String {
         match self {
-            Secrets::Keychain => "macOS Keychain".into(),
-            Secrets::SecretService => "Secret Service".into(),
-            Secrets::Keyutils => "kernel keyutils".into(),
+            Secrets::Keychain(service) => format!("macOS Keychain ({service})"),
+            Secrets::SecretService(service) => format!("Secret Service ({service})"),
+            Secrets::Keyutils(service) => format!("kernel keyutils ({service})"),
             Secrets::File(path) => format!("file {}", path.display()),
         }
     }
@@ -79,7 +83,7 @@ impl Secrets {
     pub fn get(&self, name: &str) -> Result<Option<String>, SecretError> {
         match self {
             Secrets::File(path) => Ok(self.read_file(path)?.remove(name)),
-            Secrets::Keyutils => keyutils::get(name).map_err(|e| self.error(e)),
+            Secrets::Keyutils(service) => keyutils::get(service, name).map_err(|e| self.error(e)),
             _ => match self.entry(name)?.get_password() {
                 Ok(value) => Ok(Some(value)),
                 Err(keyring::Error::NoEntry) => Ok(None),
@@ -96,7 +100,9 @@ impl Secrets {
                 all.insert(name.to_owned(), value.to_owned());
                 self.write_file(path, &all)
             }
-            Secrets::Keyutils => keyutils::set(name, value).map_err(|e| self.error(e)),
+            Secrets::Keyutils(service) => {
+                keyutils::set(service, name, value).map_err(|e| self.error(e))
+            }
             _ => self
                 .entry(name)?
                 .set_password(value)
@@ -114,7 +120,9 @@ impl Secrets {
                 }
                 Ok(())
             }
-            Secrets::Keyutils => keyutils::delete(name).map_err(|e| self.error(e)),
+            Secrets::Keyutils(service) => {
+                keyutils::delete(service, name).map_err(|e| self.error(e))
+            }
             _ => match self.entry(name)?.delete_credential() {
                 Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
                 Err(e) => Err(self.error(e)),
@@ -125,13 +133,13 @@ impl Secrets {
     fn entry(&self, name: &str) -> Result<keyring::Entry, SecretError> {
         let credential: Box<keyring::credential::Credential> = match self {
             #[cfg(target_os = "macos")]
-            Secrets::Keychain => Box::new(
-                keyring::macos::MacCredential::new_with_target(None, SERVICE, name)
+            Secrets::Keychain(service) => Box::new(
+                keyring::macos::MacCredential::new_with_target(None, service, name)
                     .map_err(|e| self.error(e))?,
             ),
             #[cfg(target_os = "linux")]
-            Secrets::SecretService => Box::new(
-                keyring::secret_service::SsCredential::new_with_target(None, SERVICE, name)
+            Secrets::SecretService(service) => Box::new(
+                keyring::secret_service::SsCredential::new_with_target(None, service, name)
                     .map_err(|e| self.error(e))?,
             ),
             _ => {
@@ -187,8 +195,8 @@ mod keyutils {
         KeyRing::from_special_id(KeyRingIdentifier::User, true)
     }
 
-    fn description(name: &str) -> String {
-        format!("{}:{name}", super::SERVICE)
+    fn description(service: &str, name: &str) -> String {
+        format!("{service}:{name}")
     }
 
     fn missing(e: &KeyError) -> bool {
@@ -198,8 +206,8 @@ mod keyutils {
         )
     }
 
-    pub fn get(name: &str) -> Result<Option<String>, String> {
-        match ring().and_then(|r| r.search(&description(name))) {
+    pub fn get(service: &str, name: &str) -> Result<Option<String>, String> {
+        match ring().and_then(|r| r.search(&description(service, name))) {
             Ok(key) => {
                 let bytes = key.read_to_vec().map_err(|e| e.to_string())?;
                 String::from_utf8(bytes)
@@ -212,15 +220,15 @@ mod keyutils {
     }
 
     /// Adding a key under a description already there replaces its value.
-    pub fn set(name: &str, value: &str) -> Result<(), String> {
+    pub fn set(service: &str, name: &str, value: &str) -> Result<(), String> {
         ring()
-            .and_then(|r| r.add_key(&description(name), value))
+            .and_then(|r| r.add_key(&description(service, name), value))
             .map(drop)
             .map_err(|e| e.to_string())
     }
 
-    pub fn delete(name: &str) -> Result<(), String> {
-        match ring().and_then(|r| r.search(&description(name))) {
+    pub fn delete(service: &str, name: &str) -> Result<(), String> {
+        match ring().and_then(|r| r.search(&description(service, name))) {
             Ok(key) => key.invalidate().map_err(|e| e.to_string()),
             Err(e) if missing(&e) => Ok(()),
             Err(e) => Err(e.to_string()),
@@ -233,15 +241,15 @@ mod keyutils {
 mod keyutils {
     const ABSENT: &str = "the kernel key store exists on Linux only";
 
-    pub fn get(_: &str) -> Result<Option<String>, String> {
+    pub fn get(_: &str, _: &str) -> Result<Option<String>, String> {
         Err(ABSENT.into())
     }
 
-    pub fn set(_: &str, _: &str) -> Result<(), String> {
+    pub fn set(_: &str, _: &str, _: &str) -> Result<(), String> {
         Err(ABSENT.into())
     }
 
-    pub fn delete(_: &str) -> Result<(), String> {
+    pub fn delete(_: &str, _: &str) -> Result<(), String> {
         Err(ABSENT.into())
     }
 }
@@ -284,6 +292,6 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn keyutils_keeps_and_forgets_a_secret() {
-        round_trip(&Secrets::Keyutils);
+        round_trip(&Secrets::Keyutils("Perch tests".into()));
     }
 }

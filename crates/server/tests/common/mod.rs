@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use perch_runtime::api_keys::ApiKeys;
 use perch_runtime::secrets::Secrets;
 use perch_runtime::settings::LiveSettings;
 use perch_runtime::{Node, NodeSettings};
@@ -55,8 +54,7 @@ pub fn start_node(settings: NodeSettings) -> Arc<Node> {
     let files = test_home().join(format!("node-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&files);
     let live = LiveSettings::open(&files.join("settings.toml"), |_| {}).unwrap();
-    let keys = ApiKeys::open(Secrets::File(files.join("secrets.json"))).unwrap();
-    Node::start(settings, live, keys)
+    Node::start(settings, live, Secrets::File(files.join("secrets.json"))).unwrap()
 }
 
 /// Serves `state`'s router on a free loopback port for the rest of the test; returns its
