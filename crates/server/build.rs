@@ -13,6 +13,8 @@ mod link_rpath;
 fn main() {
     link_rpath::main();
     let ui = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ui");
+    // Only paths that exist: Cargo runs a build script again every time when one it was
+    // told to watch is missing.
     for input in [
         "src",
         "index.html",
@@ -21,9 +23,10 @@ fn main() {
         "vite.config.ts",
         "tsconfig.json",
         "tsconfig.node.json",
-        "public",
     ] {
-        println!("cargo:rerun-if-changed={}", ui.join(input).display());
+        let path = ui.join(input);
+        assert!(path.exists(), "ui/{input} is missing");
+        println!("cargo:rerun-if-changed={}", path.display());
     }
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("ui");
     install_packages(&ui);

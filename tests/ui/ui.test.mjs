@@ -140,8 +140,12 @@ await step("a chat message streams an answer that renders, with its numbers", as
 
 await step("regenerate asks again and replaces the answer", async () => {
   const answers = await page.getByTestId("answer").count();
+  const asked = page.waitForRequest((r) => r.url().endsWith("/api/chat") && r.method() === "POST");
   await page.getByTestId("regenerate").click();
+  const request = await asked;
+  assert.equal(request.postDataJSON().messages.at(-1).role, "user", "the question is asked again, without the old answer");
   const answer = page.getByTestId("answer").last();
+  await until("the old answer to go", async () => (await answer.getByTestId("answer-stats").count()) === 0, 30);
   await answer.getByTestId("answer-stats").waitFor({ timeout: 120_000 });
   assert.equal(await page.getByTestId("answer").count(), answers, "the last answer is replaced");
 });
@@ -174,8 +178,13 @@ await step("an API key is created once, listed by prefix and revoked", async () 
   await page.getByTestId("key-name").fill("laptop");
   await page.getByTestId("create-key").click();
   const shown = (await page.getByTestId("new-key").innerText()).match(/perch-[0-9a-f]{40}/)[0];
-  const models = await fetch(root + "/v1/models", { headers: { authorization: `Bearer ${shown}` } });
-  assert.ok(models.ok);
+  // As another machine, through a proxy: only then is a key asked for.
+  const fromElsewhere = (key) =>
+    fetch(root + "/v1/models", {
+      headers: { "x-forwarded-for": "192.0.2.7", ...(key ? { authorization: `Bearer ${key}` } : {}) },
+    });
+  assert.equal((await fromElsewhere(shown)).status, 200, "the key shown works");
+  assert.equal((await fromElsewhere(null)).status, 401, "and is needed");
   const keys = (await api("/api/perch/keys")).keys;
   const made = keys.find((k) => k.name === "laptop");
   assert.ok(made && shown.startsWith(made.prefix.replace("…", "")));
@@ -183,6 +192,7 @@ await step("an API key is created once, listed by prefix and revoked", async () 
   page.once("dialog", (d) => d.accept());
   await row.getByTestId("revoke-key").click();
   await until("the key to be revoked", async () => !(await api("/api/perch/keys")).keys.some((k) => k.name === "laptop"));
+  assert.equal((await fromElsewhere(shown)).status, 401, "a revoked key no longer works");
 });
 
 await step("a Hugging Face token is kept, never shown back, and forgotten", async () => {
@@ -191,6 +201,7 @@ await step("a Hugging Face token is kept, never shown back, and forgotten", asyn
   await page.getByTestId("save-hub-token").click();
   await until("the server to have a token", async () => (await api("/api/perch/settings")).hub_token);
   await until("the page to say so", async () => /token is set/.test(await page.getByTestId("hub-token-status").innerText()));
+  assert.equal(await page.getByTestId("hub-token-input").inputValue(), "", "the field is cleared");
   assert.ok(!(await page.content()).includes("hf_perchtesttoken"), "the token is not on the page");
   await page.getByTestId("clear-hub-token").click();
   await until("the token to be forgotten", async () => !(await api("/api/perch/settings")).hub_token);

@@ -6,7 +6,6 @@
 //! SIGTERM it stops accepting, lets requests in flight finish for a grace period,
 //! cancels the rest and exits 0; a second signal exits at once.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -15,8 +14,8 @@ use perch_runtime::catalog::DEFAULT_MODEL;
 use perch_runtime::manifest::ManifestSource;
 use perch_runtime::names::{self, ModelName, Origin};
 use perch_runtime::secrets::Secrets;
-use perch_runtime::settings::{self, Listen, LiveSettings, Settings};
-use perch_runtime::{logging, network, node_address, KeepAlive, LocalModel, Node, NodeSettings};
+use perch_runtime::settings::{Listen, LiveSettings, Settings};
+use perch_runtime::{dirs, logging, network, KeepAlive, LocalModel, Node, NodeSettings};
 use perch_server::{AppState, Limits, Listeners};
 
 /// Arguments of `perch serve`.
@@ -123,7 +122,7 @@ fn count(flag: &str, value: usize) -> anyhow::Result<usize> {
 
 /// The settings file's values with the flags given on top (for this run only).
 fn settings_with_flags(args: &ServeArgs) -> anyhow::Result<std::sync::Arc<LiveSettings>> {
-    let path = settings::default_path();
+    let path = dirs::settings_file();
     LiveSettings::open(&path, |s: &mut Settings| {
         if let Some(listen) = args.listen {
             s.listen = listen;
@@ -160,7 +159,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let live = settings_with_flags(&args)?;
     let first = live.current();
-    let log_dir = logging::default_dir();
+    let log_dir = dirs::logs();
     let _log_files = match logging::init_with_files(&log_dir, first.log_days) {
         Ok(files) => Some(files),
         Err(e) => {
@@ -229,52 +228,36 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             );
             served.push(loaded.name.clone());
         }
-        let home = node.settings.home.clone();
         if first.listen.is_exposed() && args.api_key.is_none() && node.keys.is_empty() {
-            let key = node.keys.create("first key")?;
-            eprintln!(
-                "perch: created an API key for other machines (shown this once; manage keys in \
-                 Settings): {}",
-                key.key
-            );
+            // Shown once, to a person: never into a service manager's log.
+            if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                let key = node.keys.create("first key")?;
+                eprintln!(
+                    "perch: created an API key for other machines (shown this once; manage \
+                     keys in Settings): {}",
+                    key.key
+                );
+            } else {
+                tracing::warn!(
+                    "no API key exists yet: other machines are refused until one is created in \
+                     Settings (on this machine)"
+                );
+            }
         }
         let plan = tokio::task::spawn_blocking(move || network::plan(first.listen)).await?;
         let listeners = Listeners::bind(&plan.addresses, first.port)
             .await
             .with_context(|| format!("listening ({})", plan.message))?;
-        let local = local_url(&listeners.addresses());
+        let local = listeners.local_url();
         let state =
             AppState::new(node, args.api_key.clone(), limits).listening_on(listeners.clone());
         println!("perch: serving {} on {local}/v1", served.join(", "));
         eprintln!("perch: {} The web UI is at {local}/", plan.message);
-        // The model commands find this node through the record.
-        let _recorded = node_address::record(&home, &local)
-            .map_err(|e| tracing::warn!("could not record the address in {}: {e}", home.display()))
-            .ok();
         let signals = Signals::listen().context("listening for signals")?;
         perch_server::serve(listeners, state, shutdown_signal(signals, grace), grace).await?;
         eprintln!("perch: stopped");
         Ok(())
     })
-}
-
-/// The URL this machine reaches the server at: a loopback address it listens on (or
-/// 127.0.0.1 when it listens everywhere), else the first address.
-fn local_url(listening: &[SocketAddr]) -> String {
-    let port = listening.first().map_or(0, SocketAddr::port);
-    let ip = listening
-        .iter()
-        .map(SocketAddr::ip)
-        .find(IpAddr::is_loopback)
-        .or_else(|| {
-            listening
-                .iter()
-                .any(|a| a.ip().is_unspecified())
-                .then_some(IpAddr::V4(Ipv4Addr::LOCALHOST))
-        })
-        .or_else(|| listening.first().map(SocketAddr::ip))
-        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-    format!("http://{}", SocketAddr::new(ip, port))
 }
 
 /// The model `name` names on this machine: a path is added to the store once (found

@@ -34,19 +34,27 @@ fn settings(server: &Server) -> Value {
     curl(None, &[&format!("{}/api/perch/settings", server.root())]).json()
 }
 
-fn put(server: &Server, body: &str) -> common::Answer {
+fn send(server: &Server, method: &str, path: &str, body: &str) -> common::Answer {
     curl(
         None,
         &[
             "-X",
-            "PUT",
+            method,
             "-H",
             "Content-Type: application/json",
             "-d",
             body,
-            &format!("{}/api/perch/settings", server.root()),
+            &format!("{}{path}", server.root()),
         ],
     )
+}
+
+fn put(server: &Server, body: &str) -> common::Answer {
+    send(server, "PUT", "/api/perch/settings", body)
+}
+
+fn post(server: &Server, path: &str, body: &str) -> common::Answer {
+    send(server, "POST", path, body)
 }
 
 /// Polls `settings` until `done` holds (a hand edit applies within moments).
@@ -117,27 +125,10 @@ fn settings_change_live_from_the_api_and_from_the_file_and_bad_edits_are_refused
         now["keep_alive"], "2m",
         "an edit leaves the settings it does not touch"
     );
-    let unload = curl(
-        None,
-        &[
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            &format!(r#"{{"model": "{model}"}}"#),
-            &format!("{}/api/perch/unload", server.root()),
-        ],
-    );
+    let named = format!(r#"{{"model": "{model}"}}"#);
+    let unload = post(&server, "/api/perch/unload", &named);
     assert_eq!(unload.status, 200, "{}", unload.body);
-    let load = curl(
-        None,
-        &[
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            &format!(r#"{{"model": "{model}"}}"#),
-            &format!("{}/api/perch/load", server.root()),
-        ],
-    );
+    let load = post(&server, "/api/perch/load", &named);
     assert_eq!(load.status, 200, "{}", load.body);
     assert_eq!(load.json()["context_length"], 2048);
 

@@ -139,18 +139,21 @@ fn perch_listens_on_tailscale_only_when_asked_and_only_with_a_key() {
     assert_eq!(refused.status, 0, "nothing listens on Tailscale yet");
 
     // Moving to Tailscale creates the first key and shows it once.
-    let moved = curl(
-        ns_name,
-        &[
-            "-X",
-            "PUT",
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            r#"{"listen": "tailscale"}"#,
-            &local("/api/perch/settings"),
-        ],
-    );
+    let listen = |mode: &str| {
+        curl(
+            ns_name,
+            &[
+                "-X",
+                "PUT",
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                &format!(r#"{{"listen": "{mode}"}}"#),
+                &local("/api/perch/settings"),
+            ],
+        )
+    };
+    let moved = listen("tailscale");
     assert_eq!(moved.status, 200, "{}", moved.body);
     let key = moved.json()["new_key"]["key"]
         .as_str()
@@ -208,7 +211,7 @@ fn perch_listens_on_tailscale_only_when_asked_and_only_with_a_key() {
 
     // A stream on the Tailscale address outlives the move back to loopback.
     let body = r#"{"model": "SmolLM2-135M-Instruct.Q4_1", "prompt": "Once upon a time",
-        "max_tokens": 150, "temperature": 0, "stream": true}"#;
+        "max_tokens": 250, "temperature": 0, "stream": true}"#;
     let streamed = home.join("stream.txt");
     let mut stream = Command::new("ip")
         .args(["netns", "exec", &ns.0, "curl", "-sSN", "-o"])
@@ -233,18 +236,7 @@ fn perch_listens_on_tailscale_only_when_asked_and_only_with_a_key() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let back = curl(
-        ns_name,
-        &[
-            "-X",
-            "PUT",
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            r#"{"listen": "loopback"}"#,
-            &local("/api/perch/settings"),
-        ],
-    );
+    let back = listen("loopback");
     assert_eq!(back.status, 200, "{}", back.body);
     let at_switch = std::fs::read_to_string(&streamed).unwrap();
     assert!(

@@ -50,13 +50,16 @@ pub struct ApiKeys {
 }
 
 impl ApiKeys {
-    /// The keys kept in `secrets`.
+    /// The keys kept in `secrets`. Keys that cannot be read are an error, never an
+    /// empty list: the next key made would overwrite them for good.
     pub fn open(secrets: Secrets) -> Result<ApiKeys, SecretError> {
         let keys = match secrets.get(SECRET)? {
-            Some(json) => serde_json::from_str(&json).unwrap_or_else(|e| {
-                tracing::warn!("the stored API keys are unreadable ({e}); starting with none");
-                Vec::new()
-            }),
+            Some(json) => serde_json::from_str(&json).map_err(|e| {
+                secrets.error(format!(
+                    "the stored API keys ({SECRET:?}) are unreadable ({e}); delete that entry \
+                     to start again with none"
+                ))
+            })?,
             None => Vec::new(),
         };
         Ok(ApiKeys {

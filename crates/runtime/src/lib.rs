@@ -8,6 +8,7 @@
 
 pub mod api_keys;
 pub mod catalog;
+pub mod dirs;
 pub mod download;
 pub mod gauge;
 pub mod hashing;

@@ -18,23 +18,6 @@ pub struct LogFiles {
     pub dir: PathBuf,
 }
 
-/// `$PERCH_HOME/logs` when `PERCH_HOME` is set, else `~/Library/Logs/Perch` on macOS and
-/// `$XDG_STATE_HOME/perch/logs` (`~/.local/state/perch/logs`) elsewhere.
-pub fn default_dir() -> PathBuf {
-    if let Some(home) = std::env::var_os("PERCH_HOME") {
-        return PathBuf::from(home).join("logs");
-    }
-    let user = PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into()));
-    if cfg!(target_os = "macos") {
-        user.join("Library/Logs/Perch")
-    } else {
-        match std::env::var_os("XDG_STATE_HOME") {
-            Some(d) => PathBuf::from(d).join("perch/logs"),
-            None => user.join(".local/state/perch/logs"),
-        }
-    }
-}
-
 fn filter() -> EnvFilter {
     EnvFilter::try_from_env("PERCH_LOG").unwrap_or_else(|_| "info".into())
 }

@@ -42,35 +42,13 @@ impl NodeSettings {
     /// Hugging Face cache from `HF_HUB_CACHE` / `HF_HOME`.
     pub fn from_env() -> NodeSettings {
         NodeSettings {
-            home: default_home(),
+            home: crate::dirs::data(),
             hf_cache: crate::hf_cache::from_env(),
             os_reserve: if cfg!(target_os = "macos") { 4 } else { 2 } << 30,
             buffer_cache: perch_engine::buffer_cache::DEFAULT_LIMIT as u64,
             load_timeout: Duration::from_secs(600),
             log_dir: None,
             hub: HubSettings::from_env(),
-        }
-    }
-}
-
-/// `PERCH_HOME`, or [`default_home_for_user`].
-pub fn default_home() -> PathBuf {
-    match std::env::var_os("PERCH_HOME") {
-        Some(home) => PathBuf::from(home),
-        None => default_home_for_user(),
-    }
-}
-
-/// `~/Library/Application Support/Perch` on macOS, `$XDG_DATA_HOME/perch`
-/// (`~/.local/share/perch`) elsewhere.
-pub fn default_home_for_user() -> PathBuf {
-    let user = PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into()));
-    if cfg!(target_os = "macos") {
-        user.join("Library/Application Support/Perch")
-    } else {
-        match std::env::var_os("XDG_DATA_HOME") {
-            Some(d) => PathBuf::from(d).join("perch"),
-            None => user.join(".local/share/perch"),
         }
     }
 }

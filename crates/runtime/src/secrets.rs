@@ -8,6 +8,11 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+/// Held across each read-change-write of a secrets file, so two changes at once (a key
+/// and the hub token) never lose one another.
+static FILE_WRITES: Mutex<()> = Mutex::new(());
 
 /// A secret store. The keychains file a node's secrets under a service name: `Perch`
 /// for the node in the default data folder, `Perch <folder>` for one elsewhere (so a
@@ -38,7 +43,7 @@ impl Secrets {
     /// that answers.
     pub fn open(home: &Path) -> Result<Secrets, SecretError> {
         let file = Secrets::File(home.join("secrets.json"));
-        let service = if home == crate::node::default_home_for_user() {
+        let service = if home == crate::dirs::data_for_user() {
             "Perch".to_owned()
         } else {
             format!("Perch {}", home.display())
@@ -96,6 +101,7 @@ impl Secrets {
     pub fn set(&self, name: &str, value: &str) -> Result<(), SecretError> {
         match self {
             Secrets::File(path) => {
+                let _one_writer = FILE_WRITES.lock().unwrap_or_else(PoisonError::into_inner);
                 let mut all = self.read_file(path)?;
                 all.insert(name.to_owned(), value.to_owned());
                 self.write_file(path, &all)
@@ -114,6 +120,7 @@ impl Secrets {
     pub fn delete(&self, name: &str) -> Result<(), SecretError> {
         match self {
             Secrets::File(path) => {
+                let _one_writer = FILE_WRITES.lock().unwrap_or_else(PoisonError::into_inner);
                 let mut all = self.read_file(path)?;
                 if all.remove(name).is_some() {
                     self.write_file(path, &all)?;
@@ -152,7 +159,8 @@ impl Secrets {
         Ok(keyring::Entry::new_with_credential(credential))
     }
 
-    fn error(&self, e: impl std::fmt::Display) -> SecretError {
+    /// An error of this store, saying `e`.
+    pub fn error(&self, e: impl std::fmt::Display) -> SecretError {
         SecretError {
             store: self.name(),
             message: e.to_string(),
@@ -181,7 +189,11 @@ impl Secrets {
         let json = serde_json::to_vec_pretty(all).expect("strings serialize");
         file.write_all(&json).map_err(|e| self.error(e))?;
         file.sync_all().map_err(|e| self.error(e))?;
-        std::fs::rename(&temporary, path).map_err(|e| self.error(e))
+        std::fs::rename(&temporary, path).map_err(|e| self.error(e))?;
+        // The rename itself reaches the disk with the folder.
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| self.error(e))
     }
 }
 

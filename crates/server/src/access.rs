@@ -4,8 +4,9 @@
 //!
 //! - `Host` must name this server (`localhost`, an address it listens on — any address
 //!   when bound to all interfaces — its Tailscale MagicDNS name when it listens there, or
-//!   a name in the `allowed_hosts` setting). This defeats DNS
-//!   rebinding, where an attacker's domain is made to resolve to 127.0.0.1.
+//!   a name in the `allowed_hosts` setting). This defeats DNS rebinding, where an
+//!   attacker's domain is made to resolve to 127.0.0.1; so `*` (any host) never applies to
+//!   requests that arrive on loopback, which is where a rebound page's requests land.
 //! - A request that carries `Origin` (browsers add it to cross-origin and to most
 //!   non-GET requests) must come from the server's own origin or one on the allowlist
 //!   (the `allowed_origins` setting, for web apps such as Open WebUI). Allowed cross-origin requests
@@ -26,6 +27,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::arrival::on_loopback;
 use crate::{ApiError, AppState};
 
 /// The hosts and web origins the server answers to.
@@ -35,10 +37,10 @@ use crate::{ApiError, AppState};
 /// let policy = AccessPolicy::for_addresses(&["127.0.0.1".parse().unwrap()])
 ///     .allow_hosts(["mac-mini.tail1234.ts.net"])
 ///     .allow_origins(["http://localhost:3000"]);
-/// assert!(policy.allows_host("localhost:8435"));
-/// assert!(policy.allows_host("[::1]:8435"));
-/// assert!(policy.allows_host("mac-mini.tail1234.ts.net"));
-/// assert!(!policy.allows_host("attacker.example:8435"));
+/// assert!(policy.allows_host("localhost:8435", true));
+/// assert!(policy.allows_host("[::1]:8435", true));
+/// assert!(policy.allows_host("mac-mini.tail1234.ts.net", false));
+/// assert!(!policy.allows_host("attacker.example:8435", false));
 /// assert!(policy.lists_origin("http://localhost:3000"));
 /// ```
 #[derive(Clone, Debug)]
@@ -80,10 +82,12 @@ impl AccessPolicy {
     }
 
     /// Whether a request whose `Host` header is `host` (with or without a port) is for
-    /// this server.
-    pub fn allows_host(&self, host: &str) -> bool {
+    /// this server; `on_loopback` says whether it arrived on a loopback address, where
+    /// `*` does not apply.
+    pub fn allows_host(&self, host: &str, on_loopback: bool) -> bool {
         let name = normalize_host(strip_port(host));
-        if name == "localhost" || self.hosts.iter().any(|h| h == "*" || *h == name) {
+        let listed = |h: &String| (h == "*" && !on_loopback) || *h == name;
+        if name == "localhost" || self.hosts.iter().any(listed) {
             return true;
         }
         let Ok(ip) = name.trim_matches(['[', ']']).parse::<IpAddr>() else {
@@ -127,15 +131,14 @@ pub(crate) async fn check(State(state): State<AppState>, request: Request, next:
     let policy = state.access();
     let headers = request.headers();
     let host = header(headers, HOST).unwrap_or_default();
-    if !policy.allows_host(&host) {
+    if !policy.allows_host(&host, on_loopback(&request)) {
         return ApiError::unknown_host(&host).into_response();
     }
     let Some(origin) = header(headers, ORIGIN) else {
         return next.run(request).await;
     };
-    let same_origin = normalize_origin(&origin) == normalize_origin(&format!("http://{host}"));
     let listed = policy.lists_origin(&origin);
-    if !same_origin && !listed {
+    if !same_origin(&origin, &host) && !listed {
         return ApiError::forbidden_origin(&origin).into_response();
     }
     if request.method() == Method::OPTIONS && headers.contains_key(ACCESS_CONTROL_REQUEST_METHOD) {
@@ -146,6 +149,11 @@ pub(crate) async fn check(State(state): State<AppState>, request: Request, next:
         allow_origin(response.headers_mut(), &origin);
     }
     response
+}
+
+/// Whether a page at `origin` is this server's own, reached as `host`.
+pub(crate) fn same_origin(origin: &str, host: &str) -> bool {
+    normalize_origin(origin) == normalize_origin(&format!("http://{host}"))
 }
 
 fn header(headers: &HeaderMap, name: axum::http::HeaderName) -> Option<String> {
@@ -199,7 +207,7 @@ mod tests {
             "127.1.2.3",
             "[::1]:9",
         ] {
-            assert!(policy.allows_host(ok), "{ok}");
+            assert!(policy.allows_host(ok, true), "{ok}");
         }
         for bad in [
             "",
@@ -207,7 +215,7 @@ mod tests {
             "localhost.evil.example",
             "10.0.0.5:8435",
         ] {
-            assert!(!policy.allows_host(bad), "{bad}");
+            assert!(!policy.allows_host(bad, true), "{bad}");
         }
     }
 
@@ -215,11 +223,15 @@ mod tests {
     fn a_server_on_all_interfaces_answers_to_any_address_but_only_listed_names() {
         let policy = AccessPolicy::for_addresses(&["0.0.0.0".parse().unwrap()])
             .allow_hosts(["Box.Tailnet.ts.net."]);
-        assert!(policy.allows_host("100.64.1.2:8435"));
-        assert!(policy.allows_host("box.tailnet.ts.net:8435"));
-        assert!(!policy.allows_host("rebind.example"));
+        assert!(policy.allows_host("100.64.1.2:8435", false));
+        assert!(policy.allows_host("box.tailnet.ts.net:8435", false));
+        assert!(!policy.allows_host("rebind.example", false));
         let open = AccessPolicy::for_addresses(&["0.0.0.0".parse().unwrap()]).allow_hosts(["*"]);
-        assert!(open.allows_host("anything.example"));
+        assert!(open.allows_host("anything.example", false));
+        assert!(
+            !open.allows_host("rebind.example", true),
+            "* never covers a request on loopback"
+        );
     }
 
     #[test]

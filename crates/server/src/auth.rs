@@ -1,14 +1,15 @@
-//! API-key authentication. A request that arrived on an address other than loopback
-//! must present one of the node's API keys (or the key given with `--api-key`) as
-//! `Authorization: Bearer KEY` (the scheme in any case, keys compared in constant time);
-//! so must every request when `--api-key` was given. `/health` stays open.
+//! API-key authentication. A request from another machine (one that arrived on an
+//! address other than loopback, or that a proxy passed on) must present one of the
+//! node's API keys (or the key given with `--api-key`) as `Authorization: Bearer KEY`
+//! (the scheme in any case, keys compared in constant time); so must every request when
+//! `--api-key` was given. `/health` stays open.
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use perch_runtime::api_keys::constant_time_eq;
 
-use crate::connections::Arrival;
+use crate::arrival::from_this_machine;
 use crate::{ApiError, AppState};
 
 pub(crate) async fn require_api_key(
@@ -16,13 +17,7 @@ pub(crate) async fn require_api_key(
     request: Request,
     next: Next,
 ) -> Response {
-    // A request with no arrival address did not come through a socket we listen on
-    // (an in-process call): it is treated as coming from outside.
-    let from_loopback = request
-        .extensions()
-        .get::<Arrival>()
-        .is_some_and(|a| a.local.ip().is_loopback());
-    if from_loopback && state.api_key.is_none() {
+    if from_this_machine(&request) && state.api_key.is_none() {
         return next.run(request).await;
     }
     let presented = request

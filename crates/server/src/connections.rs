@@ -10,8 +10,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::net::SocketAddr;
-
 use axum::http::Request;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -22,16 +20,10 @@ use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::arrival::Arrival;
 use crate::listeners::Accepted;
 use crate::metrics::CountedPermit;
 use crate::{ApiError, AppState, Listeners};
-
-/// The local address a request arrived on (loopback or not decides whether it needs an
-/// API key).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Arrival {
-    pub local: SocketAddr,
-}
 
 /// Serves the API on `listeners` until `shutdown` completes; then stops accepting, lets
 /// requests in flight (streams included) finish for up to `grace`, and cancels whatever
@@ -99,6 +91,9 @@ pub async fn serve(
             }
         });
     }
+    if let Some(follower) = follower {
+        follower.abort();
+    }
     listeners.close();
     if tokio::time::timeout(grace, graceful.shutdown())
         .await
@@ -112,9 +107,6 @@ pub async fn serve(
     }
     while connections.join_next().await.is_some() {}
     upkeep.abort();
-    if let Some(follower) = follower {
-        follower.abort();
-    }
     Ok(())
 }
 

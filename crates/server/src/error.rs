@@ -97,6 +97,15 @@ impl ApiError {
         ApiError::new(StatusCode::CONFLICT, "invalid_request_error", message)
     }
 
+    /// 409: the server cannot listen where a settings change asks (the message says
+    /// which address and why); nothing changed.
+    pub fn bind_failed(message: impl Into<String>) -> Self {
+        ApiError {
+            param: Some("listen".into()),
+            ..ApiError::new(StatusCode::CONFLICT, "invalid_request_error", message)
+        }
+    }
+
     /// 502: a server Perch fetches from failed.
     pub fn bad_gateway(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_GATEWAY, "server_error", message)
@@ -105,6 +114,16 @@ impl ApiError {
     /// 503 for a reason given.
     pub fn unavailable(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", message)
+    }
+
+    /// 403: a change to the node itself from another machine.
+    pub fn admin_elsewhere() -> Self {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            "settings, API keys and the Hugging Face token can be changed only on the machine \
+             Perch runs on (open Perch at http://127.0.0.1 there)",
+        )
     }
 
     /// 404: no such thing (a key, a download) as the message says.

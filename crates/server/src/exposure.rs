@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use perch_runtime::network::{self, BindPlan};
+use perch_runtime::node_address;
 use perch_runtime::settings::Settings;
 use serde::Serialize;
 
@@ -24,6 +25,8 @@ pub(crate) struct NetworkStatus {
     pub listening: Vec<SocketAddr>,
     /// Why the last change could not be made, if it could not.
     pub error: Option<String>,
+    /// Addresses of the plan left out because the machine no longer has them.
+    pub left_out: Vec<std::net::IpAddr>,
 }
 
 /// The listeners and what they were last told.
@@ -31,6 +34,8 @@ pub(crate) struct Exposure {
     listeners: Listeners,
     status: RwLock<Option<NetworkStatus>>,
     applying: tokio::sync::Mutex<()>,
+    /// The node's address as recorded for the CLI (the record goes when this does).
+    recorded: std::sync::Mutex<Option<(String, node_address::Recorded)>>,
 }
 
 impl Exposure {
@@ -39,6 +44,7 @@ impl Exposure {
             listeners,
             status: RwLock::new(None),
             applying: tokio::sync::Mutex::new(()),
+            recorded: std::sync::Mutex::new(None),
         }
     }
 
@@ -55,8 +61,9 @@ impl Exposure {
         self.listeners.port()
     }
 
-    /// Listens where `settings` say and updates the Host and Origin rules; on failure
-    /// nothing moves and the error is kept in the status and returned.
+    /// Listens where `settings` say, updates the Host and Origin rules and records the
+    /// node's address for the CLI; on failure nothing moves and the error is kept in the
+    /// status and returned.
     pub async fn apply(&self, state: &AppState, settings: &Settings) -> Result<(), String> {
         let _one_at_a_time = self.applying.lock().await;
         let listen = settings.listen;
@@ -71,6 +78,7 @@ impl Exposure {
         let listening = self.listeners.addresses();
         let ips: Vec<_> = listening.iter().map(SocketAddr::ip).collect();
         if bound.is_ok() {
+            self.record(&state.node.settings.home);
             let hosts = settings.allowed_hosts.iter().chain(
                 plan.tailscale
                     .dns_name
@@ -83,7 +91,10 @@ impl Exposure {
                     .allow_origins(&settings.allowed_origins),
             );
         }
-        let error = bound.as_ref().err().cloned();
+        let (left_out, error) = match &bound {
+            Ok(gone) => (gone.clone(), None),
+            Err(e) => (Vec::new(), Some(e.clone())),
+        };
         if let Some(e) = &error {
             tracing::warn!("could not listen where the settings say: {e}");
         }
@@ -94,8 +105,27 @@ impl Exposure {
             plan,
             listening,
             error,
+            left_out,
         });
-        bound
+        bound.map(drop)
+    }
+
+    /// Records where the node listens now, when that changed (the old record goes
+    /// first: both are the same file).
+    fn record(&self, home: &std::path::Path) {
+        let url = self.listeners.local_url();
+        let mut recorded = self
+            .recorded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if recorded.as_ref().is_some_and(|(was, _)| *was == url) {
+            return;
+        }
+        *recorded = None;
+        match node_address::record(home, &url) {
+            Ok(record) => *recorded = Some((url, record)),
+            Err(e) => tracing::warn!("could not record the address in {}: {e}", home.display()),
+        }
     }
 }
 
@@ -131,7 +161,8 @@ pub(crate) async fn follow(state: AppState, exposure: Arc<Exposure>) {
     }
 }
 
-fn concerns_listening(old: &Settings, new: &Settings) -> bool {
+/// Whether going from `old` to `new` changes where or how the server listens.
+pub(crate) fn concerns_listening(old: &Settings, new: &Settings) -> bool {
     old.listen != new.listen
         || old.port != new.port
         || old.allowed_hosts != new.allowed_hosts

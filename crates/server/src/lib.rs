@@ -9,7 +9,10 @@
 //! [`perch_engine::generate::GenerateRequest`] and handed to the model's engine.
 
 mod access;
+mod admin;
+mod arrival;
 mod auth;
+mod blocking;
 mod channel_stream;
 mod connections;
 mod error;

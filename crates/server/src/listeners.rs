@@ -27,6 +27,8 @@ pub struct Listeners {
 }
 
 struct Inner {
+    /// Set once the server stops: no socket is bound again.
+    closed: bool,
     port: u16,
     accepting: BTreeMap<SocketAddr, AbortHandle>,
     sender: mpsc::Sender<Accepted>,
@@ -45,6 +47,7 @@ impl Listeners {
         let (sender, receiver) = mpsc::channel(64);
         Listeners {
             inner: Arc::new(Mutex::new(Inner {
+                closed: false,
                 port,
                 accepting: BTreeMap::new(),
                 sender,
@@ -64,28 +67,51 @@ impl Listeners {
     }
 
     /// Listens on exactly `addresses` at `port` (0 keeps the port in use, or picks a
-    /// free one): binds what is new first — when any bind fails nothing changes — then
-    /// stops accepting on what is no longer wanted.
-    pub async fn rebind(&self, addresses: &[IpAddr], port: u16) -> io::Result<()> {
-        let current = self.lock().accepting.clone();
+    /// free one): binds what is new first — when a bind fails nothing changes — then
+    /// stops accepting on what is no longer wanted. An address the machine no longer has
+    /// (a network gone away) is left out rather than failing the rest; those are
+    /// returned.
+    pub async fn rebind(&self, addresses: &[IpAddr], port: u16) -> io::Result<Vec<IpAddr>> {
+        let current = {
+            let inner = self.lock();
+            if inner.closed {
+                return Err(io::Error::other("the server is shutting down"));
+            }
+            inner.accepting.clone()
+        };
         let mut chosen = match port {
             0 => port_of(&current).unwrap_or(0),
             port => port,
         };
         let mut fresh = Vec::new();
+        let mut gone = Vec::new();
         for ip in addresses {
             let address = SocketAddr::new(*ip, chosen);
             if chosen != 0 && current.contains_key(&address) {
                 continue;
             }
-            let listener = TcpListener::bind(address).await.map_err(|e| {
-                io::Error::new(e.kind(), format!("cannot listen on {address}: {e}"))
-            })?;
+            let listener = match TcpListener::bind(address).await {
+                Ok(listener) => listener,
+                Err(e) if e.kind() == io::ErrorKind::AddrNotAvailable && !ip.is_loopback() => {
+                    tracing::warn!(%address, "left out: the machine no longer has this address");
+                    gone.push(*ip);
+                    continue;
+                }
+                Err(e) => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("cannot listen on {address}: {e}"),
+                    ))
+                }
+            };
             let local = listener.local_addr()?;
             chosen = local.port();
             fresh.push((local, listener));
         }
         let mut inner = self.lock();
+        if inner.closed {
+            return Err(io::Error::other("the server is shutting down"));
+        }
         inner.port = chosen;
         for (local, listener) in fresh {
             let task = tokio::spawn(accept(listener, local, inner.sender.clone()));
@@ -104,12 +130,26 @@ impl Listeners {
             }
             keep
         });
-        Ok(())
+        Ok(gone)
     }
 
-    /// Stops accepting everywhere.
+    /// The URL this machine reaches the server at: a loopback address it listens on,
+    /// else the first address.
+    pub fn local_url(&self) -> String {
+        let listening = self.addresses();
+        let address = listening
+            .iter()
+            .find(|a| a.ip().is_loopback())
+            .or(listening.first())
+            .copied()
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], self.port())));
+        format!("http://{address}")
+    }
+
+    /// Stops accepting everywhere, for good.
     pub(crate) fn close(&self) {
         let mut inner = self.lock();
+        inner.closed = true;
         for task in inner.accepting.values() {
             task.abort();
         }
@@ -148,11 +188,14 @@ fn port_of(accepting: &BTreeMap<SocketAddr, AbortHandle>) -> Option<u16> {
     accepting.keys().next().map(SocketAddr::port)
 }
 
-/// Accepts on `listener` until aborted (which closes it) or the server is gone.
-async fn accept(listener: TcpListener, local: SocketAddr, sender: mpsc::Sender<Accepted>) {
+/// Accepts on `listener` until aborted (which closes it) or the server is gone. Each
+/// connection carries the address it arrived on (the socket's own, in case the listener
+/// is a wildcard).
+async fn accept(listener: TcpListener, bound: SocketAddr, sender: mpsc::Sender<Accepted>) {
     loop {
         match listener.accept().await {
             Ok((socket, _)) => {
+                let local = socket.local_addr().unwrap_or(bound);
                 if sender.send(Accepted { socket, local }).await.is_err() {
                     return;
                 }
@@ -160,7 +203,7 @@ async fn accept(listener: TcpListener, local: SocketAddr, sender: mpsc::Sender<A
             Err(e) => {
                 // Out of file handles, most likely: give the open ones a moment to close
                 // instead of spinning.
-                tracing::warn!(%local, "accepting a connection failed: {e}");
+                tracing::warn!(%bound, "accepting a connection failed: {e}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }

@@ -135,6 +135,9 @@ impl Modify for SharedErrors {
             if let Some(post) = item.post.as_mut() {
                 add_errors(post, keyless, true, shape);
             }
+            if let Some(put) = item.put.as_mut() {
+                add_errors(put, keyless, true, shape);
+            }
             if let Some(delete) = item.delete.as_mut() {
                 add_errors(delete, keyless, true, shape);
             }

@@ -37,8 +37,9 @@ const marked = new Marked({
   },
 });
 
-// Links in model output open elsewhere and never tell the target where they came from; images are
-// dropped (below) so that output cannot make the browser fetch other addresses.
+// Links in model output open elsewhere and never tell the target where they came from; images, media
+// and inline styles are dropped (below) so that output can neither make the browser fetch other
+// addresses nor draw over the page.
 DOMPurify.addHook("afterSanitizeAttributes", (node) => {
   if (node.tagName === "A") {
     node.setAttribute("target", "_blank");
@@ -48,5 +49,9 @@ DOMPurify.addHook("afterSanitizeAttributes", (node) => {
 
 export function renderMarkdown(source: string): string {
   const html = marked.parse(source, { async: false });
-  return DOMPurify.sanitize(html, { ADD_ATTR: ["target"], FORBID_TAGS: ["style", "form", "input", "button", "img"] });
+  return DOMPurify.sanitize(html, {
+    ADD_ATTR: ["target"],
+    FORBID_ATTR: ["style"],
+    FORBID_TAGS: ["style", "form", "input", "button", "img", "video", "audio", "source", "picture", "svg", "math"],
+  });
 }

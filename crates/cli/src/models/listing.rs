@@ -13,7 +13,7 @@ use crate::remote::Remote;
 /// A planner for this machine with nothing loaded, at the context the settings give.
 fn planner() -> MemoryPlanner {
     let settings = NodeSettings::from_env();
-    let context = LiveSettings::open(&perch_runtime::settings::default_path(), |_| {})
+    let context = LiveSettings::open(&perch_runtime::dirs::settings_file(), |_| {})
         .map(|live| live.current().context_length)
         .unwrap_or_else(|_| Settings::default().context_length);
     MemoryPlanner::new(

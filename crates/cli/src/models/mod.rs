@@ -7,7 +7,7 @@ mod changes;
 mod listing;
 pub mod pull;
 
-use perch_runtime::{hf_cache, node, ModelStore};
+use perch_runtime::{dirs, hf_cache, ModelStore};
 
 pub use changes::{add, load, rm, unload, verify, AddArgs, LoadArgs, NameArg};
 pub use listing::{ls, ps, show};
@@ -16,7 +16,7 @@ pub use pull::{pull, PullArgs};
 /// The store at `PERCH_HOME` (or the platform's data directory), with the Hugging Face
 /// cache beside it.
 pub fn store() -> ModelStore {
-    ModelStore::new(node::default_home(), hf_cache::from_env())
+    ModelStore::new(dirs::data(), hf_cache::from_env())
 }
 
 /// Runs `work` on a Tokio runtime of its own.

@@ -81,8 +81,10 @@ impl LiveSettings {
 
     /// Reads the file again and applies what changed in it since it was last read.
     pub fn reload(&self) -> Result<(), SettingsError> {
-        let file = read(&self.path)?.unwrap_or_default();
+        // Read under the lock, so an API write cannot land between the read and the
+        // apply and be undone by an older reading.
         let mut record = self.lock();
+        let file = read(&self.path)?.unwrap_or_default();
         let changes = changed_fields(&record.file, &file);
         if changes.is_empty() {
             return Ok(());
@@ -175,7 +177,8 @@ fn patched(base: &Settings, changes: &Map<String, Value>) -> Result<Settings, Se
     for (key, value) in changes {
         fields.insert(key.clone(), value.clone());
     }
-    let settings: Settings = serde_json::from_value(Value::Object(fields))
+    // The error names the setting: `port: invalid type: string "x", expected u16`.
+    let settings: Settings = serde_path_to_error::deserialize(Value::Object(fields))
         .map_err(|e| SettingsError::Invalid(e.to_string()))?;
     settings.validate()?;
     Ok(settings)
@@ -220,7 +223,11 @@ fn write(path: &Path, settings: &Settings) -> Result<(), SettingsError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     let temporary = path.with_extension("toml.partial");
-    std::fs::write(&temporary, text).map_err(|e| io(&temporary, e))?;
+    let written = std::fs::File::create(&temporary).and_then(|mut file| {
+        std::io::Write::write_all(&mut file, text.as_bytes())?;
+        file.sync_all()
+    });
+    written.map_err(|e| io(&temporary, e))?;
     std::fs::rename(&temporary, path).map_err(|e| io(path, e))
 }
 
@@ -233,4 +240,83 @@ fn io(path: &Path, source: std::io::Error) -> SettingsError {
 
 fn watch_error(path: &Path, e: notify::Error) -> SettingsError {
     io(path, std::io::Error::other(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("perch-live-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("settings.toml")
+    }
+
+    fn changes(value: serde_json::Value) -> Map<String, Value> {
+        value.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn a_flag_holds_until_the_file_changes_that_very_setting() {
+        let path = scratch("flags");
+        let live = LiveSettings::open(&path, |s| s.keep_alive = "2m".into()).unwrap();
+        assert_eq!(live.current().keep_alive, "2m");
+
+        // A change through the API is written; the flag is not.
+        live.update(&changes(json!({"max_loaded_models": 2})))
+            .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("max_loaded_models = 2") && text.contains("keep_alive = \"5m\""));
+        assert_eq!(live.current().keep_alive, "2m");
+
+        // An edit of another setting leaves the flag in force; an edit of its own ends it.
+        std::fs::write(
+            &path,
+            text.replace("max_loaded_models = 2", "max_loaded_models = 4"),
+        )
+        .unwrap();
+        live.reload().unwrap();
+        assert_eq!(
+            (
+                live.current().max_loaded_models,
+                live.current().keep_alive.as_str()
+            ),
+            (4, "2m")
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(
+            &path,
+            text.replace("keep_alive = \"5m\"", "keep_alive = \"9m\""),
+        )
+        .unwrap();
+        live.reload().unwrap();
+        assert_eq!(live.current().keep_alive, "9m");
+    }
+
+    #[test]
+    fn invalid_changes_change_nothing_and_name_the_setting() {
+        let path = scratch("invalid");
+        let live = LiveSettings::open(&path, |_| {}).unwrap();
+        let before = live.current();
+        for bad in [
+            json!({"port": "eighty"}),
+            json!({"context_length": 3}),
+            json!({"colour": "blue"}),
+        ] {
+            let e = live.update(&changes(bad.clone())).unwrap_err().to_string();
+            let named = bad.as_object().unwrap().keys().next().unwrap().clone();
+            assert!(e.contains(&named), "{bad}: {e}");
+        }
+        assert!(!path.exists(), "nothing was written");
+        std::fs::write(&path, "context_length = \"long\"\n").unwrap();
+        assert!(live.reload().is_err());
+        assert_eq!(live.current(), before);
+        assert!(
+            LiveSettings::open(&path, |_| {}).is_err(),
+            "a bad file is refused at start"
+        );
+    }
 }

@@ -17,7 +17,7 @@ pub enum Listen {
     Loopback,
     /// This machine and its Tailscale addresses.
     Tailscale,
-    /// Every interface (0.0.0.0): the local network.
+    /// This machine and every address it has: the local network.
     Network,
     /// One address, as `perch serve --host` gives it.
     Address(IpAddr),
@@ -144,6 +144,14 @@ pub enum SettingsError {
 }
 
 impl Settings {
+    /// The settings' names, as the file and the API spell them.
+    pub fn names() -> Vec<String> {
+        match serde_json::to_value(Settings::default()) {
+            Ok(serde_json::Value::Object(fields)) => fields.keys().cloned().collect(),
+            _ => unreachable!("settings serialize to an object"),
+        }
+    }
+
     /// The keep-alive, parsed.
     pub fn keep_alive(&self) -> KeepAlive {
         KeepAlive::parse(&self.keep_alive).unwrap_or_default()

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use crate::blocking;
 use crate::extract::JsonBody;
 use crate::{ApiError, AppState};
 
@@ -48,9 +49,6 @@ pub(crate) async fn clear(State(state): State<AppState>) -> Result<StatusCode, A
 
 async fn keep(state: AppState, token: Option<String>) -> Result<StatusCode, ApiError> {
     let node = state.node.clone();
-    tokio::task::spawn_blocking(move || node.set_hub_token(token))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    blocking::run(move || node.set_hub_token(token)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

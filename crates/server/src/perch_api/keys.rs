@@ -9,6 +9,7 @@ use perch_runtime::api_keys::{KeyInfo, NewKey};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::blocking;
 use crate::extract::JsonBody;
 use crate::{ApiError, AppState};
 
@@ -53,11 +54,7 @@ pub(crate) async fn create(
         ));
     }
     let keys = state.node.keys.clone();
-    tokio::task::spawn_blocking(move || keys.create(&name))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map(Json)
-        .map_err(|e| ApiError::internal(e.to_string()))
+    blocking::run(move || keys.create(&name)).await.map(Json)
 }
 
 /// Revokes a key: requests presenting it are refused from now on.
@@ -71,10 +68,7 @@ pub(crate) async fn revoke(
 ) -> Result<StatusCode, ApiError> {
     let keys = state.node.keys.clone();
     let key = id.clone();
-    let revoked = tokio::task::spawn_blocking(move || keys.revoke(&key))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let revoked = blocking::run(move || keys.revoke(&key)).await?;
     if revoked {
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -13,9 +13,11 @@ pub(crate) mod network;
 pub(crate) mod settings;
 pub mod types;
 
-use axum::routing::{delete, get, post, put};
+use axum::middleware::from_fn;
+use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::Router;
 
+use crate::admin::this_machine_only;
 use crate::AppState;
 
 pub(crate) fn router() -> Router<AppState> {
@@ -30,13 +32,21 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/api/perch/memory/stream", get(memory::stream))
         .route(
             "/api/perch/settings",
-            get(settings::get).put(settings::update),
+            get(settings::get).merge(admin(put(settings::update))),
         )
         .route("/api/perch/network", get(network::status))
         .route(
             "/api/perch/hub-token",
-            put(hub_token::set).delete(hub_token::clear),
+            admin(put(hub_token::set).delete(hub_token::clear)),
         )
-        .route("/api/perch/keys", get(keys::list).post(keys::create))
-        .route("/api/perch/keys/{id}", delete(keys::revoke))
+        .route(
+            "/api/perch/keys",
+            get(keys::list).merge(admin(post(keys::create))),
+        )
+        .route("/api/perch/keys/{id}", admin(delete(keys::revoke)))
+}
+
+/// `routes` answering only requests from this machine and no other page (`admin.rs`).
+fn admin(routes: MethodRouter<AppState>) -> MethodRouter<AppState> {
+    routes.route_layer(from_fn(this_machine_only))
 }

@@ -33,8 +33,9 @@ pub(crate) async fn status(State(state): State<AppState>) -> Result<Json<Network
         .and_then(|e| e.status())
         .ok_or_else(|| ApiError::unavailable("this server does not manage where it listens"))?;
     let urls = urls(&status);
+    let exposed = status.listening.iter().any(|a| !a.ip().is_loopback());
     Ok(Json(NetworkView {
-        key_required: status.listening.iter().any(|a| !a.ip().is_loopback()),
+        key_required: exposed || state.api_key.is_some(),
         status,
         urls,
     }))
@@ -47,18 +48,18 @@ fn urls(status: &NetworkStatus) -> Vec<String> {
         return Vec::new();
     };
     let listening: Vec<IpAddr> = status.listening.iter().map(SocketAddr::ip).collect();
-    let everywhere = listening.iter().any(IpAddr::is_unspecified);
     let tailscale = &status.plan.tailscale;
-    let on_tailscale = everywhere || tailscale.addresses.iter().any(|ip| listening.contains(ip));
-    if on_tailscale {
+    let on_tailscale: Vec<&IpAddr> = tailscale
+        .addresses
+        .iter()
+        .filter(|ip| listening.contains(ip))
+        .collect();
+    if !on_tailscale.is_empty() {
         hosts.extend(tailscale.dns_name.clone());
-        hosts.extend(tailscale.addresses.iter().map(host));
+        hosts.extend(on_tailscale.into_iter().map(host));
     }
     let lan = status.plan.lan_addresses.iter();
-    hosts.extend(
-        lan.filter(|ip| everywhere || listening.contains(ip))
-            .map(host),
-    );
+    hosts.extend(lan.filter(|ip| listening.contains(ip)).map(host));
     hosts
         .into_iter()
         .map(|h| format!("http://{h}:{port}"))

@@ -11,6 +11,8 @@ use perch_runtime::settings::{Settings, SettingsError};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::blocking;
+use crate::exposure::concerns_listening;
 use crate::extract::JsonBody;
 use crate::{ApiError, AppState};
 
@@ -78,39 +80,34 @@ pub(crate) async fn update(
     JsonBody(SettingsChanges(changes)): JsonBody<SettingsChanges>,
 ) -> Result<Json<SettingsView>, ApiError> {
     let live = &state.node.live;
+    let before = live.current();
     let candidate = live.preview(&changes).map_err(invalid)?;
-    let new_key =
-        if candidate.listen.is_exposed() && state.api_key.is_none() && state.node.keys.is_empty() {
-            let keys = state.node.keys.clone();
-            let created = tokio::task::spawn_blocking(move || keys.create("first key"))
-                .await
-                .map_err(|e| ApiError::internal(e.to_string()))?
-                .map_err(|e| ApiError::internal(e.to_string()))?;
-            Some(created)
-        } else {
-            None
-        };
-    if let Some(exposure) = &state.exposure {
+    let moves = concerns_listening(&before, &candidate);
+    if let (true, Some(exposure)) = (moves, &state.exposure) {
         exposure
             .apply(&state, &candidate)
             .await
-            .map_err(ApiError::conflict)?;
+            .map_err(ApiError::bind_failed)?;
     }
-    let settings = live.update(&changes).map_err(invalid)?;
+    let settings = match live.update(&changes) {
+        Ok(settings) => settings,
+        Err(e) => {
+            // Back to where the settings in force say.
+            if let (true, Some(exposure)) = (moves, &state.exposure) {
+                let _ = exposure.apply(&state, &before).await;
+            }
+            return Err(invalid(e));
+        }
+    };
+    let new_key =
+        if settings.listen.is_exposed() && state.api_key.is_none() && state.node.keys.is_empty() {
+            let keys = state.node.keys.clone();
+            Some(blocking::run(move || keys.create("first key")).await?)
+        } else {
+            None
+        };
     Ok(Json(view(&state, settings, new_key)))
 }
-
-/// The settings, by name, for naming the one an error is about.
-const FIELDS: [&str; 8] = [
-    "listen",
-    "port",
-    "keep_alive",
-    "context_length",
-    "max_loaded_models",
-    "allowed_origins",
-    "allowed_hosts",
-    "log_days",
-];
 
 /// A 400 naming the setting at fault (its rule's message starts with its name), or a
 /// 500 when the file could not be written.
@@ -118,8 +115,11 @@ fn invalid(e: SettingsError) -> ApiError {
     let message = e.to_string();
     match e {
         SettingsError::Io { .. } => ApiError::internal(message),
-        _ => match FIELDS.iter().find(|f| message.starts_with(*f)) {
-            Some(field) => ApiError::invalid_field(field, message),
+        _ => match Settings::names()
+            .into_iter()
+            .find(|name| message.starts_with(name.as_str()))
+        {
+            Some(name) => ApiError::invalid_field(&name, message),
             None => ApiError::invalid(message),
         },
     }
