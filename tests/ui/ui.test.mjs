@@ -80,7 +80,7 @@ await step("the models page shows the model with the planner's verdict", async (
   assert.match(verdict, /fits/i);
   const catalogVerdict = await page.getByTestId("catalog-row").first().getByTestId("verdict").innerText();
   assert.match(catalogVerdict, /fits|short by/i);
-  await page.screenshot({ path: `${shots}/models-1280.png`, fullPage: true });
+  await page.screenshot({ path: `${shots}/models-1280.png`, fullPage: false });
 });
 
 await step("the gauge moves when a model is unloaded and loaded again", async () => {
@@ -110,7 +110,7 @@ await step("a download from the hub shows progress and can be cancelled", async 
   const progress = page.getByTestId("download-progress").first();
   await progress.waitFor();
   await until("bytes, a rate and time left", async () => /%.*\/s.*left/s.test(await progress.innerText()));
-  await page.screenshot({ path: `${shots}/download-1280.png`, fullPage: true });
+  await page.screenshot({ path: `${shots}/download-1280.png`, fullPage: false });
   await progress.getByTestId("cancel-download").click();
   const stage = await until("the server to stop the download", async () => {
     const all = await api("/api/perch/downloads");
@@ -135,7 +135,7 @@ await step("a chat message streams an answer that renders, with its numbers", as
   assert.match(await stats.innerText(), /first token/);
   const text = await answer.locator(".markdown").innerText();
   assert.ok(text.trim().length > 0, "the answer has text");
-  await page.screenshot({ path: `${shots}/chat-1280.png`, fullPage: true });
+  await page.screenshot({ path: `${shots}/chat-1280.png`, fullPage: false });
 });
 
 await step("regenerate asks again and replaces the answer", async () => {
@@ -171,7 +171,7 @@ await step("a settings change takes effect", async () => {
   await page.getByTestId("save-settings").click();
   await until("the refusal to show", async () => /keep_alive/.test(await page.locator("main").innerText()));
   assert.equal((await api("/api/perch/settings")).keep_alive, "7m", "a bad value changes nothing");
-  await page.screenshot({ path: `${shots}/settings-1280.png`, fullPage: true });
+  await page.screenshot({ path: `${shots}/settings-1280.png`, fullPage: false });
 });
 
 await step("an API key is created once, listed by prefix and revoked", async () => {
@@ -215,7 +215,7 @@ await step("every page works at 400 px, with no sideways scrolling", async () =>
     await page.waitForTimeout(300);
     const wide = await page.evaluate(() => document.documentElement.scrollWidth);
     assert.ok(wide <= 400, `#/${name} is ${wide} px wide`);
-    await page.screenshot({ path: `${shots}/${name}-400.png`, fullPage: true });
+    await page.screenshot({ path: `${shots}/${name}-400.png`, fullPage: false });
   }
 });
 
