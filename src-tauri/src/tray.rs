@@ -1,0 +1,345 @@
+//! The tray menu: a status line (where Perch serves, the memory headroom), each local
+//! model as a check item (checked when loaded; a click loads or unloads it; its memory
+//! in the label; one that does not fit greyed, with the shortfall), "Always on", "Share
+//! on Tailscale", the windows, and Quit. A loop reads the node's API once a second and
+//! rebuilds the menu when what it shows changed, so loads, unloads and downloads made
+//! anywhere appear as they happen; finished downloads and loads refused for memory are
+//! told in a notification.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use tauri::image::Image;
+use tauri::menu::{CheckMenuItem, Menu, MenuBuilder, MenuEvent, MenuItem};
+use tauri::tray::TrayIconBuilder;
+use tauri::{AppHandle, Manager, Wry};
+use tauri_plugin_notification::NotificationExt;
+
+use crate::always_on::AlwaysOn;
+use crate::api::Api;
+use crate::windows::{self, Page};
+
+const TRAY: &str = "perch";
+
+/// One local model as the menu shows it.
+#[derive(Clone, Debug, PartialEq)]
+struct ModelLine {
+    name: String,
+    loaded: bool,
+    /// "0.93 GB", or "short by 3.2 GB" when it does not fit.
+    label: String,
+    fits: bool,
+}
+
+/// What the menu shows.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Snapshot {
+    status: String,
+    models: Vec<ModelLine>,
+    on_tailscale: bool,
+    tailscale: String,
+    always_on: bool,
+}
+
+/// The menu's current snapshot, for the click handlers.
+#[derive(Default)]
+struct Shown(Mutex<Snapshot>);
+
+fn gb(bytes: f64) -> String {
+    format!("{:.1} GB", bytes / 1e9)
+}
+
+/// Reads what the menu shows from the API.
+async fn snapshot(api: &Api, always_on: bool) -> Snapshot {
+    let (models, memory, network) = tokio::join!(
+        api.get("/api/perch/models"),
+        api.get("/api/perch/memory"),
+        api.get("/api/perch/network")
+    );
+    let (Ok(models), Ok(memory), Ok(network)) = (models, memory, network) else {
+        return Snapshot {
+            status: "Perch is not answering".into(),
+            always_on,
+            ..Snapshot::default()
+        };
+    };
+    let headroom = memory["headroom"].as_f64().unwrap_or(0.0);
+    let models = models["models"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            let fit = &m["fit"];
+            let fits = m["loaded"].as_bool().unwrap_or(false) || fit["fit"] != "wont_fit";
+            let label = if fits {
+                gb(fit["need_bytes"].as_f64().unwrap_or(0.0))
+            } else {
+                format!(
+                    "short by {}",
+                    gb(fit["shortfall_bytes"].as_f64().unwrap_or(0.0))
+                )
+            };
+            ModelLine {
+                name: m["name"].as_str().unwrap_or_default().to_owned(),
+                loaded: m["loaded"].as_bool().unwrap_or(false),
+                label,
+                fits,
+            }
+        })
+        .collect();
+    let tailscale = &network["tailscale"];
+    let on_tailscale = network["listen"] == "tailscale";
+    let tailscale_line = match (tailscale["up"].as_bool().unwrap_or(false), on_tailscale) {
+        (false, _) => "Share on Tailscale (Tailscale is not running)".to_owned(),
+        (true, true) => format!(
+            "Share on Tailscale: {}",
+            network["urls"][0].as_str().unwrap_or("on")
+        ),
+        (true, false) => "Share on Tailscale".to_owned(),
+    };
+    Snapshot {
+        status: format!("Serving on {} · headroom {}", api.base(), gb(headroom)),
+        models,
+        on_tailscale,
+        tailscale: tailscale_line,
+        always_on,
+    }
+}
+
+/// The menu for `shown`.
+fn menu(app: &AppHandle, shown: &Snapshot) -> tauri::Result<Menu<Wry>> {
+    let mut builder = MenuBuilder::new(app)
+        .item(&MenuItem::with_id(
+            app,
+            "status",
+            &shown.status,
+            false,
+            None::<&str>,
+        )?)
+        .separator();
+    if shown.models.is_empty() {
+        builder = builder.item(&MenuItem::with_id(
+            app,
+            "no-models",
+            "No models yet: open Models to download one",
+            false,
+            None::<&str>,
+        )?);
+    }
+    for model in &shown.models {
+        let item = CheckMenuItem::with_id(
+            app,
+            format!("model:{}", model.name),
+            format!("{} — {}", model.name, model.label),
+            model.fits,
+            model.loaded,
+            None::<&str>,
+        )?;
+        builder = builder.item(&item);
+    }
+    builder
+        .separator()
+        .item(&CheckMenuItem::with_id(
+            app,
+            "always-on",
+            "Always on",
+            true,
+            shown.always_on,
+            None::<&str>,
+        )?)
+        .item(&CheckMenuItem::with_id(
+            app,
+            "tailscale",
+            &shown.tailscale,
+            true,
+            shown.on_tailscale,
+            None::<&str>,
+        )?)
+        .separator()
+        .item(&MenuItem::with_id(
+            app,
+            "open-chat",
+            "Open Chat",
+            true,
+            None::<&str>,
+        )?)
+        .item(&MenuItem::with_id(
+            app,
+            "open-models",
+            "Open Models",
+            true,
+            None::<&str>,
+        )?)
+        .item(&MenuItem::with_id(
+            app,
+            "open-settings",
+            "Settings…",
+            true,
+            None::<&str>,
+        )?)
+        .separator()
+        .item(&MenuItem::with_id(
+            app,
+            "quit",
+            "Quit Perch",
+            true,
+            None::<&str>,
+        )?)
+        .build()
+}
+
+/// Puts the tray icon up and starts keeping its menu current.
+pub fn install(app: &AppHandle) -> tauri::Result<()> {
+    app.manage(Shown::default());
+    let first = Snapshot {
+        status: "Starting…".into(),
+        ..Snapshot::default()
+    };
+    TrayIconBuilder::with_id(TRAY)
+        .icon(Image::from_bytes(include_bytes!("../../icons/tray.png"))?)
+        .icon_as_template(true)
+        .tooltip("Perch")
+        .menu(&menu(app, &first)?)
+        .show_menu_on_left_click(true)
+        .on_menu_event(on_click)
+        .build(app)?;
+    app.state::<AlwaysOn>().resume(app);
+    let (app, api) = (app.clone(), app.state::<Api>().inner().clone());
+    api.clone().spawn(keep_current(app, api));
+    Ok(())
+}
+
+/// Rebuilds the menu when what it shows changes, and tells of finished downloads.
+async fn keep_current(app: AppHandle, api: Api) {
+    let mut stages: HashMap<String, String> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let now = snapshot(&api, AlwaysOn::is_on(&app)).await;
+        let changed = {
+            let state = app.state::<Shown>();
+            let mut shown = state
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let changed = *shown != now;
+            *shown = now.clone();
+            changed
+        };
+        if changed {
+            let handle = app.clone();
+            let _ = app.run_on_main_thread(move || {
+                let Some(tray) = handle.tray_by_id(TRAY) else {
+                    return;
+                };
+                match menu(&handle, &now) {
+                    Ok(menu) => {
+                        let _ = tray.set_menu(Some(menu));
+                    }
+                    Err(e) => tracing::error!("could not rebuild the tray menu: {e}"),
+                }
+            });
+        }
+        if let Ok(Value::Array(downloads)) = api.get("/api/perch/downloads").await {
+            for download in downloads {
+                let name = download["name"].as_str().unwrap_or_default().to_owned();
+                let stage = download["stage"].as_str().unwrap_or_default().to_owned();
+                let before = stages.insert(name.clone(), stage.clone());
+                if stage == "done" && before.is_some_and(|b| b != "done") {
+                    notify(
+                        &app,
+                        "Download finished",
+                        &format!("{name} is ready to load."),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn notify(app: &AppHandle, title: &str, body: &str) {
+    if let Err(e) = app.notification().builder().title(title).body(body).show() {
+        tracing::warn!("could not show a notification ({title}: {body}): {e}");
+    }
+}
+
+fn on_click(app: &AppHandle, event: MenuEvent) {
+    let id = event.id().as_ref().to_owned();
+    let api = app.state::<Api>().inner().clone();
+    let shown = app
+        .state::<Shown>()
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    match id.as_str() {
+        "open-chat" => windows::open(app, Page::Chat),
+        "open-models" => windows::open(app, Page::Models),
+        "open-settings" => windows::open(app, Page::Settings),
+        "quit" => app.exit(0),
+        "always-on" => {
+            if let Err(e) = app.state::<AlwaysOn>().set(app, !shown.always_on) {
+                notify(app, "Always on", &e);
+            }
+        }
+        "tailscale" => {
+            let listen = if shown.on_tailscale {
+                "loopback"
+            } else {
+                "tailscale"
+            };
+            let app = app.clone();
+            api.clone().spawn(async move {
+                match api
+                    .send(
+                        Method::PUT,
+                        "/api/perch/settings",
+                        json!({ "listen": listen }),
+                    )
+                    .await
+                {
+                    Ok(answer) => {
+                        if let Some(key) = answer["new_key"]["key"].as_str() {
+                            notify(
+                                &app,
+                                "Sharing on Tailscale",
+                                &format!("Other machines need this API key (shown once): {key}"),
+                            );
+                        }
+                    }
+                    Err(e) => notify(&app, "Share on Tailscale", &e.message),
+                }
+            });
+        }
+        other => {
+            let Some(name) = other.strip_prefix("model:") else {
+                return;
+            };
+            let Some(model) = shown.models.iter().find(|m| m.name == name).cloned() else {
+                return;
+            };
+            let app = app.clone();
+            api.clone().spawn(async move {
+                let path = if model.loaded {
+                    "/api/perch/unload"
+                } else {
+                    "/api/perch/load"
+                };
+                if let Err(e) = api
+                    .send(Method::POST, path, json!({ "model": model.name }))
+                    .await
+                {
+                    let title = if e.status == 507 {
+                        "Not enough memory"
+                    } else {
+                        "Perch"
+                    };
+                    notify(&app, title, &e.message);
+                }
+            });
+        }
+    }
+}

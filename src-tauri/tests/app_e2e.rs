@@ -1,0 +1,270 @@
+//! Perch.app end to end, under Xvfb with a private D-Bus: `tauri-driver` (WebDriver, over
+//! WebKitWebDriver) drives the real app, started with `PERCH_OPEN=models` over a data
+//! folder holding the SmolLM2 test model. The models window shows the model with its
+//! verdict; loading it works (checked through the API); the chat window streams an
+//! answer; screenshots are kept under the target folder's `tmp/app-screenshots`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// A child process killed when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(command: &mut Command) -> Running {
+    Running(
+        command
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {command:?}: {e}")),
+    )
+}
+
+/// A free loopback port.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The display and the session bus the app and its driver share.
+struct Desktop {
+    display: String,
+    bus: String,
+    _xvfb: Running,
+    _dbus: Running,
+}
+
+impl Desktop {
+    fn start() -> Desktop {
+        let display = format!(":{}", 90 + std::process::id() % 100);
+        let xvfb = spawn(Command::new("Xvfb").args([&display, "-screen", "0", "1280x900x24"]));
+        let mut dbus = Command::new("dbus-daemon")
+            .args(["--session", "--print-address", "--nofork"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start a private dbus-daemon");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(dbus.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        Desktop {
+            display,
+            bus: line.trim().to_owned(),
+            _xvfb: xvfb,
+            _dbus: Running(dbus),
+        }
+    }
+
+    fn env(&self, command: &mut Command) {
+        command
+            .env("DISPLAY", &self.display)
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus)
+            .env("NO_AT_BRIDGE", "1");
+    }
+}
+
+/// The key of an element reference in WebDriver's answers.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// A WebDriver session on the app.
+struct Session {
+    http: reqwest::blocking::Client,
+    url: String,
+}
+
+impl Session {
+    fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut request = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let answer: Value = request.send().unwrap().json().unwrap();
+        answer["value"].clone()
+    }
+
+    /// The first element matching `css`, once there is one.
+    fn find(&self, css: &str, within: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let found = self.call(
+                reqwest::Method::POST,
+                "/element",
+                Some(json!({"using": "css selector", "value": css})),
+            );
+            if let Some(id) = found[ELEMENT].as_str() {
+                return id.to_owned();
+            }
+            assert!(
+                start.elapsed() < within,
+                "no {css} within {within:?}: {found}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The text of the first element matching `css`, as the page renders it.
+    fn text(&self, css: &str) -> String {
+        let script = format!("return document.querySelector({css:?})?.innerText ?? ''");
+        self.script(&script).as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Runs `script` in the page (script clicks work on any element the page has).
+    fn script(&self, script: &str) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+    }
+
+    fn screenshot(&self, path: &Path) {
+        let png = self.call(reqwest::Method::GET, "/screenshot", None);
+        std::fs::write(path, base64_decode(png.as_str().unwrap())).unwrap();
+    }
+}
+
+/// Standard base64, as WebDriver sends screenshots.
+fn base64_decode(text: &str) -> Vec<u8> {
+    let table = |c: u8| -> Option<u8> {
+        match c {
+            b'A'..=b'Z' => Some(c - b'A'),
+            b'a'..=b'z' => Some(c - b'a' + 26),
+            b'0'..=b'9' => Some(c - b'0' + 52),
+            b'+' => Some(62),
+            b'/' => Some(63),
+            _ => None,
+        }
+    };
+    let digits: Vec<u8> = text.bytes().filter_map(table).collect();
+    digits
+        .chunks(4)
+        .flat_map(|c| {
+            let n = c
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, d)| n | (u32::from(*d) << (18 - 6 * i)));
+            let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+            bytes.into_iter().take(c.len() - 1)
+        })
+        .collect()
+}
+
+fn until(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < within, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn the_app_shows_the_models_loads_one_and_chats() {
+    let scratch = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("app-e2e");
+    let _ = std::fs::remove_dir_all(&scratch);
+    let home = scratch.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let port = free_port();
+    std::fs::write(home.join("settings.toml"), format!("port = {port}\n")).unwrap();
+    let perch = PathBuf::from(env!("CARGO_BIN_EXE_perch-app"));
+    perch_runtime::ModelStore::new(home.clone(), None)
+        .add(&perch_test_support::test_model(), None)
+        .expect("the test model enters the store");
+
+    let desktop = Desktop::start();
+    let driver_port = free_port();
+    // The app inherits the driver's environment (through WebKitWebDriver).
+    let mut driver = Command::new("tauri-driver");
+    driver
+        .args(["--port", &driver_port.to_string()])
+        .env("PERCH_HOME", &home)
+        .env("PERCH_OPEN", "models")
+        .env("PERCH_SECRET_STORE", "file")
+        .env("HF_ENDPOINT", "http://127.0.0.1:9");
+    desktop.env(&mut driver);
+    let _driver = spawn(&mut driver);
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap();
+    let driver_url = format!("http://127.0.0.1:{driver_port}");
+    until("tauri-driver", Duration::from_secs(30), || {
+        http.get(format!("{driver_url}/status")).send().is_ok()
+    });
+    let created: Value = http
+        .post(format!("{driver_url}/session"))
+        .json(&json!({"capabilities": {"alwaysMatch": {"tauri:options": {
+            "application": perch
+        }}}}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let id = created["value"]["sessionId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{created}"));
+    let session = Session {
+        http: http.clone(),
+        url: format!("{driver_url}/session/{id}"),
+    };
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("app-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let api = format!("http://127.0.0.1:{port}");
+
+    // The models window shows the model with its verdict.
+    session.find("[data-testid=model-row]", Duration::from_secs(60));
+    let text = session.text("[data-testid=model-row]");
+    assert!(text.contains("SmolLM2") && text.contains("fits"), "{text}");
+    session.screenshot(&shots.join("models.png"));
+
+    // Loading it from the window loads it on the node.
+    session.script("document.querySelector('[data-testid=model-row] [data-testid=load]').click()");
+    until("the model to load", Duration::from_secs(60), || {
+        let models: Value = http
+            .get(format!("{api}/api/perch/models"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        models["models"][0]["loaded"] == true
+    });
+
+    // The chat page streams an answer.
+    session.call(
+        reqwest::Method::POST,
+        "/url",
+        Some(json!({"url": format!("{api}/#/chat")})),
+    );
+    let prompt = session.find("[data-testid=prompt]", Duration::from_secs(30));
+    session.call(
+        reqwest::Method::POST,
+        &format!("/element/{prompt}/value"),
+        Some(json!({"text": "Say hello in one short sentence."})),
+    );
+    session.script("document.querySelector('[data-testid=send]').click()");
+    session.find("[data-testid=answer-stats]", Duration::from_secs(180));
+    assert!(session
+        .text("[data-testid=answer-stats]")
+        .contains("tokens/s"));
+    assert!(!session
+        .text("[data-testid=answer] .markdown")
+        .trim()
+        .is_empty());
+    session.screenshot(&shots.join("chat.png"));
+    session.call(reqwest::Method::DELETE, "", None);
+    eprintln!("app_e2e: screenshots in {}", shots.display());
+}
