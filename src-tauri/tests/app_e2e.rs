@@ -5,78 +5,14 @@
 //! answer; screenshots are kept under the target folder's `tmp/app-screenshots`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-/// A child process killed when dropped.
-struct Running(Child);
+mod common;
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(command: &mut Command) -> Running {
-    Running(
-        command
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {command:?}: {e}")),
-    )
-}
-
-/// A free loopback port.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The display and the session bus the app and its driver share.
-struct Desktop {
-    display: String,
-    bus: String,
-    _xvfb: Running,
-    _dbus: Running,
-}
-
-impl Desktop {
-    fn start() -> Desktop {
-        let display = format!(":{}", 90 + std::process::id() % 100);
-        let xvfb = spawn(Command::new("Xvfb").args([&display, "-screen", "0", "1280x900x24"]));
-        let mut dbus = Command::new("dbus-daemon")
-            .args(["--session", "--print-address", "--nofork"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start a private dbus-daemon");
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(dbus.stdout.take().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        Desktop {
-            display,
-            bus: line.trim().to_owned(),
-            _xvfb: xvfb,
-            _dbus: Running(dbus),
-        }
-    }
-
-    fn env(&self, command: &mut Command) {
-        command
-            .env("DISPLAY", &self.display)
-            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus)
-            .env("NO_AT_BRIDGE", "1");
-    }
-}
+use common::{free_port, home_with_test_model, screenshots, spawn, until, Desktop};
 
 /// The key of an element reference in WebDriver's answers.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -164,26 +100,11 @@ fn base64_decode(text: &str) -> Vec<u8> {
         .collect()
 }
 
-fn until(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !check() {
-        assert!(start.elapsed() < within, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[test]
 fn the_app_shows_the_models_loads_one_and_chats() {
-    let scratch = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("app-e2e");
-    let _ = std::fs::remove_dir_all(&scratch);
-    let home = scratch.join("home");
-    std::fs::create_dir_all(&home).unwrap();
     let port = free_port();
-    std::fs::write(home.join("settings.toml"), format!("port = {port}\n")).unwrap();
+    let home = home_with_test_model("app-e2e", port);
     let perch = PathBuf::from(env!("CARGO_BIN_EXE_perch-app"));
-    perch_runtime::ModelStore::new(home.clone(), None)
-        .add(&perch_test_support::test_model(), None)
-        .expect("the test model enters the store");
 
     let desktop = Desktop::start();
     let driver_port = free_port();
@@ -221,8 +142,7 @@ fn the_app_shows_the_models_loads_one_and_chats() {
         http: http.clone(),
         url: format!("{driver_url}/session/{id}"),
     };
-    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("app-screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
+    let shots = screenshots("app-screenshots");
     let api = format!("http://127.0.0.1:{port}");
 
     // The models window shows the model with its verdict.
