@@ -5,7 +5,7 @@
 //! answer; screenshots are kept under the target folder's `tmp/app-screenshots`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};

@@ -139,3 +139,25 @@ fn the_tray_menu_loads_a_model_and_quits() {
     assert!(status.success(), "{status}");
     eprintln!("tray_e2e: screenshots in {}", shots.display());
 }
+
+#[test]
+fn the_app_says_so_when_the_port_is_taken() {
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port();
+    let home = home_with_test_model("port-taken", port);
+    let desktop = Desktop::start();
+    let mut app = Command::new(env!("CARGO_BIN_EXE_perch-app"));
+    app.env("PERCH_HOME", &home)
+        .env("PERCH_SECRET_STORE", "file");
+    desktop.env(&mut app);
+    let out = app
+        .stdout(std::process::Stdio::null())
+        .output()
+        .expect("run the app");
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains(&format!("port {port} is already in use")) && said.contains("perch serve"),
+        "{said}"
+    );
+}

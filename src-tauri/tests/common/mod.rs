@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// A child process killed when dropped.
@@ -46,7 +47,10 @@ pub struct Desktop {
 
 impl Desktop {
     pub fn start() -> Desktop {
-        let display = format!(":{}", 90 + std::process::id() % 100);
+        // One display per desktop: tests of one file run side by side.
+        static DESKTOPS: AtomicU32 = AtomicU32::new(0);
+        let n = DESKTOPS.fetch_add(1, Ordering::Relaxed);
+        let display = format!(":{}", 100 + (std::process::id() % 200) * 8 + n);
         let xvfb = spawn(Command::new("Xvfb").args([&display, "-screen", "0", "1280x900x24"]));
         let mut dbus = Command::new("dbus-daemon")
             .args(["--session", "--print-address", "--nofork"])
