@@ -73,13 +73,16 @@ fn inhibitor() -> Command {
         command.args(["-i", "-w", &std::process::id().to_string()]);
         command
     } else {
+        // Held by a process that ends with this one, even when this one is killed.
         let mut command = Command::new("systemd-inhibit");
         command.args([
             "--what=sleep:idle",
             "--who=Perch",
             "--why=Serving models",
-            "sleep",
-            "infinity",
+            "tail",
+            &format!("--pid={}", std::process::id()),
+            "-f",
+            "/dev/null",
         ]);
         command
     }

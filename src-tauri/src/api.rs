@@ -1,14 +1,17 @@
 //! The app's client of the node's HTTP API (the same endpoints the web UI uses), run on
-//! the node's runtime so the tray's menu handlers never wait on the UI thread.
+//! the node's runtime so the tray's menu handlers never wait on the UI thread. It asks
+//! the listeners for the address each time, so it follows the server when it moves.
 
 use std::future::Future;
+use std::time::Duration;
 
+use perch_server::Listeners;
 use serde_json::Value;
 
-/// A client of the node at one base URL.
+/// A client of the hosted node.
 #[derive(Clone)]
 pub struct Api {
-    base: String,
+    listeners: Listeners,
     http: reqwest::Client,
     runtime: tokio::runtime::Handle,
 }
@@ -20,25 +23,24 @@ pub struct ApiFailure {
     pub message: String,
 }
 
-impl std::fmt::Display for ApiFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({})", self.message, self.status)
-    }
-}
-
 impl Api {
-    /// A client of the node at `base`, running its requests on `runtime`.
-    pub fn new(base: &str, runtime: tokio::runtime::Handle) -> Api {
+    /// A client of the node listening on `listeners`, running its requests on `runtime`.
+    pub fn new(listeners: Listeners, runtime: tokio::runtime::Handle) -> Api {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("an HTTP client builds");
         Api {
-            base: base.trim_end_matches('/').to_owned(),
-            http: reqwest::Client::new(),
+            listeners,
+            http,
             runtime,
         }
     }
 
-    /// The node's base URL.
-    pub fn base(&self) -> &str {
-        &self.base
+    /// The node's base URL now.
+    pub fn base(&self) -> String {
+        self.listeners.local_url()
     }
 
     /// Runs `work` on the node's runtime, in the background.
@@ -48,7 +50,7 @@ impl Api {
 
     /// `GET path`, as JSON.
     pub async fn get(&self, path: &str) -> Result<Value, ApiFailure> {
-        answer(self.http.get(format!("{}{path}", self.base)).send().await).await
+        answer(self.http.get(format!("{}{path}", self.base())).send().await).await
     }
 
     /// `METHOD path` with a JSON body, as JSON (`null` for an empty answer).
@@ -60,7 +62,7 @@ impl Api {
     ) -> Result<Value, ApiFailure> {
         let request = self
             .http
-            .request(method, format!("{}{path}", self.base))
+            .request(method, format!("{}{path}", self.base()))
             .json(&body);
         answer(request.send().await).await
     }

@@ -1,7 +1,7 @@
 //! The node the app hosts, built in-process on a Tokio runtime of its own the way
-//! `perch serve` builds it: the same settings file, secrets, data folder and log files,
-//! listening where the settings say. When the port is taken (a `perch serve` already
-//! runs), the app says so and quits instead of failing silently.
+//! `perch serve` builds it: the same settings file, secrets, data folder, log files and
+//! connection cap, listening where the settings say. When the port is taken (a `perch
+//! serve` already runs), the app says so and quits instead of failing silently.
 
 use std::time::Duration;
 
@@ -12,17 +12,29 @@ use perch_runtime::{dirs, logging, network, Node, NodeSettings};
 use perch_server::{AppState, Limits, Listeners};
 use tokio::sync::oneshot;
 
-/// How long requests in flight may take to finish when the app quits.
-const GRACE: Duration = Duration::from_secs(5);
+/// How long requests in flight may take to finish when the app quits, as for
+/// `perch serve`.
+const GRACE: Duration = Duration::from_secs(10);
 
 /// A running node and its server.
 pub struct Hosted {
-    /// The URL this machine reaches it at.
-    pub url: String,
+    listeners: Listeners,
     runtime: tokio::runtime::Runtime,
     stop: oneshot::Sender<()>,
     served: tokio::task::JoinHandle<()>,
     _logs: Option<logging::LogFiles>,
+}
+
+/// Logs to stderr and the log files, or to stderr alone when the files cannot be made.
+fn start_logging(keep_days: usize) -> Option<logging::LogFiles> {
+    match logging::init_with_files(&dirs::logs(), keep_days) {
+        Ok(files) => Some(files),
+        Err(e) => {
+            logging::init();
+            tracing::warn!("logging to stderr only: {}: {e}", dirs::logs().display());
+            None
+        }
+    }
 }
 
 impl Hosted {
@@ -32,36 +44,43 @@ impl Hosted {
         let live = LiveSettings::open(&path, |_| {})
             .with_context(|| format!("the settings in {}", path.display()))?;
         let first = live.current();
-        let logs = logging::init_with_files(&dirs::logs(), first.log_days).ok();
+        let logs = start_logging(first.log_days);
         let mut settings = NodeSettings::from_env();
         settings.log_dir = logs.as_ref().map(|l| l.dir.clone());
         let secrets = Secrets::open(&settings.home)?;
         let runtime = tokio::runtime::Runtime::new()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let (url, served) = runtime.block_on(async move {
+        let (listeners, served) = runtime.block_on(async move {
             let watching = live.watch().ok();
             let node = Node::start(settings, live, secrets).context("reading the secret store")?;
             let plan = tokio::task::spawn_blocking(move || network::plan(first.listen)).await?;
             let listeners = Listeners::bind(&plan.addresses, first.port)
                 .await
                 .map_err(|e| taken(e, first.port))?;
-            let url = listeners.local_url();
-            let state =
-                AppState::new(node, None, Limits::default()).listening_on(listeners.clone());
+            tracing::info!(
+                "Perch.app serving on {}: {}",
+                listeners.local_url(),
+                plan.message
+            );
+            let limits = Limits {
+                max_connections: perch_server::connection_cap(Limits::default().max_connections),
+                ..Limits::default()
+            };
+            let state = AppState::new(node, None, limits).listening_on(listeners.clone());
+            let serving = listeners.clone();
             let served = tokio::spawn(async move {
                 let _watching = watching;
                 let shutdown = async move {
                     let _ = stopped.await;
                 };
-                if let Err(e) = perch_server::serve(listeners, state, shutdown, GRACE).await {
+                if let Err(e) = perch_server::serve(serving, state, shutdown, GRACE).await {
                     tracing::error!("the server stopped: {e}");
                 }
             });
-            anyhow::Ok((url, served))
+            anyhow::Ok((listeners, served))
         })?;
-        tracing::info!("Perch.app serving on {url}");
         Ok(Hosted {
-            url,
+            listeners,
             runtime,
             stop,
             served,
@@ -69,15 +88,22 @@ impl Hosted {
         })
     }
 
+    /// Where the server listens (it moves when the settings say).
+    pub fn listeners(&self) -> Listeners {
+        self.listeners.clone()
+    }
+
     /// The runtime the node runs on, for the app's own requests to it.
     pub fn runtime(&self) -> tokio::runtime::Handle {
         self.runtime.handle().clone()
     }
 
-    /// Stops serving (requests in flight get the grace period) and drops the node.
+    /// Stops serving: requests in flight get the grace period, then work still running
+    /// (a load, a download) is abandoned rather than waited for.
     pub fn stop(self) {
         let _ = self.stop.send(());
         let _ = self.runtime.block_on(self.served);
+        self.runtime.shutdown_timeout(Duration::from_secs(1));
     }
 }
 
@@ -94,25 +120,23 @@ fn taken(e: std::io::Error, port: u16) -> anyhow::Error {
     }
 }
 
-/// Says why the app cannot start, as a desktop notification (the app has no window yet),
-/// and exits.
+/// Says why the app cannot start, as a desktop alert (the app has no window yet) and on
+/// stderr, and exits with status 1.
 pub fn tell_and_exit(message: &str) -> ! {
-    let shown = std::process::Command::new(if cfg!(target_os = "macos") {
-        "osascript"
+    eprintln!("Perch could not start: {message}");
+    let mut alert = if cfg!(target_os = "macos") {
+        let quoted = message.replace('\\', "\\\\").replace('"', "\\\"");
+        let mut command = std::process::Command::new("osascript");
+        command.args([
+            "-e",
+            &format!("display alert \"Perch could not start\" message \"{quoted}\""),
+        ]);
+        command
     } else {
-        "notify-send"
-    })
-    .args(if cfg!(target_os = "macos") {
-        vec![
-            "-e".to_owned(),
-            format!("display alert \"Perch could not start\" message {message:?}"),
-        ]
-    } else {
-        vec!["Perch could not start".to_owned(), message.to_owned()]
-    })
-    .status();
-    if !shown.is_ok_and(|s| s.success()) {
-        tracing::error!("Perch could not start: {message}");
-    }
+        let mut command = std::process::Command::new("notify-send");
+        command.args(["Perch could not start", message]);
+        command
+    };
+    let _ = alert.status();
     std::process::exit(1)
 }

@@ -1,8 +1,10 @@
 //! Perch.app: a menu-bar (tray) app around an in-process Perch node. It builds the node
 //! as `perch serve` does, shows the tray menu, and opens the web UI's pages in windows on
 //! demand; everything it shows and does goes through the node's HTTP API, as the
-//! browser's does. No window at start (`PERCH_OPEN=models|chat|settings` opens one);
-//! closing a window hides it; the app runs until Quit.
+//! browser's does. No window at start (`PERCH_OPEN=models|chat|settings`, or several
+//! separated by commas, opens them);
+//! closing a window hides it; the app runs until Quit. One instance at a time: a second
+//! launch opens the first one's Models window.
 
 mod always_on;
 mod api;
@@ -10,22 +12,17 @@ mod hosted;
 mod tray;
 mod windows;
 
+use std::sync::Mutex;
+
 use tauri::Manager;
 
+/// The hosted node, until Quit takes it to stop it.
+struct Node(Mutex<Option<hosted::Hosted>>);
+
 fn main() {
-    let hosted = match hosted::Hosted::start() {
-        Ok(hosted) => hosted,
-        Err(e) => {
-            eprintln!("Perch could not start: {e:#}");
-            hosted::tell_and_exit(&format!("{e:#}"));
-        }
-    };
-    let base = hosted.url.clone();
-    let api = api::Api::new(&base, hosted.runtime());
-    let mut hosted = Some(hosted);
     let app = tauri::Builder::default()
+        // First, so that a second launch is sent here before it starts a node of its own.
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
-            // A second launch opens the models window of the first.
             windows::open(app, windows::Page::Models);
         }))
         .plugin(tauri_plugin_autostart::init(
@@ -33,32 +30,41 @@ fn main() {
             None,
         ))
         .plugin(tauri_plugin_notification::init())
-        .manage(api)
         .manage(always_on::AlwaysOn::default())
-        .setup(move |app| {
+        .setup(|app| {
             #[cfg(target_os = "macos")]
             app.set_activation_policy(tauri::ActivationPolicy::Accessory);
+            let hosted = hosted::Hosted::start()
+                .unwrap_or_else(|e| hosted::tell_and_exit(&format!("{e:#}")));
+            app.manage(api::Api::new(hosted.listeners(), hosted.runtime()));
+            app.manage(Node(Mutex::new(Some(hosted))));
             tray::install(app.handle())?;
-            if let Some(page) = std::env::var("PERCH_OPEN")
-                .ok()
-                .and_then(|p| windows::Page::parse(&p))
-            {
+            let pages = std::env::var("PERCH_OPEN").unwrap_or_default();
+            for page in pages.split(',').filter_map(windows::Page::parse) {
                 windows::open(app.handle(), page);
             }
             Ok(())
         })
         .build(tauri::generate_context!())
         .expect("the app builds");
-    app.run(move |handle, event| match event {
+    app.run(|handle, event| match event {
         // Closing the last window keeps the app (and the node) running.
         tauri::RunEvent::ExitRequested {
             code: None, api, ..
         } => api.prevent_exit(),
         tauri::RunEvent::Exit => {
             handle.state::<always_on::AlwaysOn>().release();
-            if let Some(hosted) = hosted.take() {
+            let hosted = handle
+                .state::<Node>()
+                .0
+                .lock()
+                .ok()
+                .and_then(|mut n| n.take());
+            if let Some(hosted) = hosted {
                 hosted.stop();
             }
+            // Not `exit`: MLX's static destructors could wait on work in flight.
+            perch_runtime::process::quit_now(0);
         }
         _ => {}
     });

@@ -40,6 +40,7 @@ struct Snapshot {
     status: String,
     models: Vec<ModelLine>,
     on_tailscale: bool,
+    tailscale_enabled: bool,
     tailscale: String,
     always_on: bool,
 }
@@ -90,36 +91,67 @@ async fn snapshot(api: &Api, always_on: bool) -> Snapshot {
             }
         })
         .collect();
-    let tailscale = &network["tailscale"];
-    let on_tailscale = network["listen"] == "tailscale";
-    let tailscale_line = match (tailscale["up"].as_bool().unwrap_or(false), on_tailscale) {
-        (false, _) => "Share on Tailscale (Tailscale is not running)".to_owned(),
-        (true, true) => format!(
+    let up = network["tailscale"]["up"].as_bool().unwrap_or(false);
+    let listen = network["listen"].as_str().unwrap_or_default();
+    let on_tailscale = listen == "tailscale";
+    let tailscale_line = match (listen, up) {
+        ("tailscale", _) => format!(
             "Share on Tailscale: {}",
             network["urls"][0].as_str().unwrap_or("on")
         ),
-        (true, false) => "Share on Tailscale".to_owned(),
+        ("loopback", false) => "Share on Tailscale (Tailscale is not running)".to_owned(),
+        ("loopback", true) => "Share on Tailscale".to_owned(),
+        (other, _) => format!("Sharing on {other} (change it in Settings)"),
     };
     Snapshot {
         status: format!("Serving on {} · headroom {}", api.base(), gb(headroom)),
         models,
         on_tailscale,
+        tailscale_enabled: on_tailscale || (listen == "loopback" && up),
         tailscale: tailscale_line,
         always_on,
     }
 }
 
-/// The menu for `shown`.
-fn menu(app: &AppHandle, shown: &Snapshot) -> tauri::Result<Menu<Wry>> {
-    let mut builder = MenuBuilder::new(app)
-        .item(&MenuItem::with_id(
-            app,
-            "status",
-            &shown.status,
-            false,
-            None::<&str>,
-        )?)
-        .separator();
+/// The menu's items that change with the node, to update in place: replacing the whole
+/// menu would close it under the person using it.
+struct Items {
+    status: MenuItem<Wry>,
+    models: Vec<(String, CheckMenuItem<Wry>)>,
+    always_on: CheckMenuItem<Wry>,
+    tailscale: CheckMenuItem<Wry>,
+}
+
+impl Items {
+    /// Sets every item to what `shown` says (the check marks too: a click flips one
+    /// before anything happened, and a refused action must flip it back).
+    fn show(&self, shown: &Snapshot) -> tauri::Result<()> {
+        self.status.set_text(&shown.status)?;
+        for ((_, item), model) in self.models.iter().zip(&shown.models) {
+            item.set_text(format!("{} — {}", model.name, model.label))?;
+            item.set_enabled(model.fits)?;
+            item.set_checked(model.loaded)?;
+        }
+        self.always_on.set_checked(shown.always_on)?;
+        self.tailscale.set_text(&shown.tailscale)?;
+        self.tailscale.set_enabled(shown.tailscale_enabled)?;
+        self.tailscale.set_checked(shown.on_tailscale)
+    }
+
+    fn same_models(&self, shown: &Snapshot) -> bool {
+        self.models.len() == shown.models.len()
+            && self
+                .models
+                .iter()
+                .zip(&shown.models)
+                .all(|((name, _), m)| *name == m.name)
+    }
+}
+
+/// The menu for `shown`, and its items that change.
+fn menu(app: &AppHandle, shown: &Snapshot) -> tauri::Result<(Menu<Wry>, Items)> {
+    let status = MenuItem::with_id(app, "status", &shown.status, false, None::<&str>)?;
+    let mut builder = MenuBuilder::new(app).item(&status).separator();
     if shown.models.is_empty() {
         builder = builder.item(&MenuItem::with_id(
             app,
@@ -129,6 +161,7 @@ fn menu(app: &AppHandle, shown: &Snapshot) -> tauri::Result<Menu<Wry>> {
             None::<&str>,
         )?);
     }
+    let mut models = Vec::new();
     for model in &shown.models {
         let item = CheckMenuItem::with_id(
             app,
@@ -139,25 +172,28 @@ fn menu(app: &AppHandle, shown: &Snapshot) -> tauri::Result<Menu<Wry>> {
             None::<&str>,
         )?;
         builder = builder.item(&item);
+        models.push((model.name.clone(), item));
     }
-    builder
+    let always_on = CheckMenuItem::with_id(
+        app,
+        "always-on",
+        "Always on",
+        true,
+        shown.always_on,
+        None::<&str>,
+    )?;
+    let tailscale = CheckMenuItem::with_id(
+        app,
+        "tailscale",
+        &shown.tailscale,
+        shown.tailscale_enabled,
+        shown.on_tailscale,
+        None::<&str>,
+    )?;
+    let menu = builder
         .separator()
-        .item(&CheckMenuItem::with_id(
-            app,
-            "always-on",
-            "Always on",
-            true,
-            shown.always_on,
-            None::<&str>,
-        )?)
-        .item(&CheckMenuItem::with_id(
-            app,
-            "tailscale",
-            &shown.tailscale,
-            true,
-            shown.on_tailscale,
-            None::<&str>,
-        )?)
+        .item(&always_on)
+        .item(&tailscale)
         .separator()
         .item(&MenuItem::with_id(
             app,
@@ -188,21 +224,30 @@ fn menu(app: &AppHandle, shown: &Snapshot) -> tauri::Result<Menu<Wry>> {
             true,
             None::<&str>,
         )?)
-        .build()
+        .build()?;
+    let items = Items {
+        status,
+        models,
+        always_on,
+        tailscale,
+    };
+    Ok((menu, items))
 }
 
 /// Puts the tray icon up and starts keeping its menu current.
 pub fn install(app: &AppHandle) -> tauri::Result<()> {
-    app.manage(Shown::default());
     let first = Snapshot {
         status: "Starting…".into(),
         ..Snapshot::default()
     };
+    let (tray_menu, items) = menu(app, &first)?;
+    app.manage(Shown::default());
+    app.manage(Mutex::new(items));
     TrayIconBuilder::with_id(TRAY)
         .icon(Image::from_bytes(include_bytes!("../../icons/tray.png"))?)
         .icon_as_template(true)
         .tooltip("Perch")
-        .menu(&menu(app, &first)?)
+        .menu(&tray_menu)
         .show_menu_on_left_click(true)
         .on_menu_event(on_click)
         .build(app)?;
@@ -212,10 +257,28 @@ pub fn install(app: &AppHandle) -> tauri::Result<()> {
     Ok(())
 }
 
-/// Rebuilds the menu when what it shows changes, and tells of finished downloads.
+/// Puts `now` on the menu: in place when the same models are listed, else a new menu.
+fn put_on_menu(app: &AppHandle, now: &Snapshot) -> tauri::Result<()> {
+    let state = app.state::<Mutex<Items>>();
+    let mut items = state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if items.same_models(now) {
+        return items.show(now);
+    }
+    let (fresh, fresh_items) = menu(app, now)?;
+    if let Some(tray) = app.tray_by_id(TRAY) {
+        tray.set_menu(Some(fresh))?;
+    }
+    *items = fresh_items;
+    Ok(())
+}
+
+/// Keeps the menu current, and tells of finished downloads.
 async fn keep_current(app: AppHandle, api: Api) {
     let mut stages: HashMap<String, String> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tick.tick().await;
         let now = snapshot(&api, AlwaysOn::is_on(&app)).await;
@@ -232,14 +295,8 @@ async fn keep_current(app: AppHandle, api: Api) {
         if changed {
             let handle = app.clone();
             let _ = app.run_on_main_thread(move || {
-                let Some(tray) = handle.tray_by_id(TRAY) else {
-                    return;
-                };
-                match menu(&handle, &now) {
-                    Ok(menu) => {
-                        let _ = tray.set_menu(Some(menu));
-                    }
-                    Err(e) => tracing::error!("could not rebuild the tray menu: {e}"),
+                if let Err(e) = put_on_menu(&handle, &now) {
+                    tracing::error!("could not update the tray menu: {e}");
                 }
             });
         }
@@ -258,6 +315,15 @@ async fn keep_current(app: AppHandle, api: Api) {
             }
         }
     }
+}
+
+/// Makes the next refresh put every item back to what the node says (after a click,
+/// whether or not its action worked).
+fn refresh_soon(app: &AppHandle) {
+    *app.state::<Shown>()
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Snapshot::default();
 }
 
 fn notify(app: &AppHandle, title: &str, body: &str) {
@@ -284,34 +350,27 @@ fn on_click(app: &AppHandle, event: MenuEvent) {
             if let Err(e) = app.state::<AlwaysOn>().set(app, !shown.always_on) {
                 notify(app, "Always on", &e);
             }
+            refresh_soon(app);
         }
         "tailscale" => {
-            let listen = if shown.on_tailscale {
-                "loopback"
-            } else {
-                "tailscale"
-            };
+            let turning_on = !shown.on_tailscale;
             let app = app.clone();
             api.clone().spawn(async move {
-                match api
-                    .send(
-                        Method::PUT,
-                        "/api/perch/settings",
-                        json!({ "listen": listen }),
-                    )
-                    .await
-                {
-                    Ok(answer) => {
-                        if let Some(key) = answer["new_key"]["key"].as_str() {
-                            notify(
-                                &app,
-                                "Sharing on Tailscale",
-                                &format!("Other machines need this API key (shown once): {key}"),
-                            );
-                        }
+                let keys = api.get("/api/perch/keys").await;
+                let no_key = keys.is_ok_and(|k| k["keys"].as_array().is_some_and(Vec::is_empty));
+                if turning_on && no_key {
+                    // The first key is shown once: let Settings make the move and show it.
+                    let handle = app.clone();
+                    let _ = app.run_on_main_thread(move || windows::open(&handle, Page::Settings));
+                    notify(&app, "Share on Tailscale", "Choose Tailscale in Settings: it makes the API key other machines need and shows it once.");
+                } else {
+                    let listen = if turning_on { "tailscale" } else { "loopback" };
+                    let change = json!({ "listen": listen });
+                    if let Err(e) = api.send(Method::PUT, "/api/perch/settings", change).await {
+                        notify(&app, "Share on Tailscale", &e.message);
                     }
-                    Err(e) => notify(&app, "Share on Tailscale", &e.message),
                 }
+                refresh_soon(&app);
             });
         }
         other => {

@@ -49,7 +49,7 @@ pub fn open(app: &AppHandle, page: Page) {
         let _ = window.set_focus();
         return;
     }
-    let base = app.state::<Api>().base().to_owned();
+    let base = app.state::<Api>().base();
     let Ok(url) = format!("{base}/#/{}", page.label()).parse() else {
         return;
     };

@@ -1,8 +1,8 @@
 //! Perch.app end to end, under Xvfb with a private D-Bus: `tauri-driver` (WebDriver, over
 //! WebKitWebDriver) drives the real app, started with `PERCH_OPEN=models` over a data
 //! folder holding the SmolLM2 test model. The models window shows the model with its
-//! verdict; loading it works (checked through the API); the chat window streams an
-//! answer; screenshots are kept under the target folder's `tmp/app-screenshots`.
+//! verdict; loading it works (checked through the API); the chat window (opened beside
+//! it) streams an answer; screenshots are kept under the target folder's `tmp/app-screenshots`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -51,6 +51,20 @@ impl Session {
             );
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    /// Makes the window showing the page at `hash` (`#/chat`) the current one.
+    fn switch_to(&self, hash: &str) {
+        let handles = self.call(reqwest::Method::GET, "/window/handles", None);
+        let found = handles.as_array().unwrap().iter().any(|handle| {
+            self.call(
+                reqwest::Method::POST,
+                "/window",
+                Some(json!({"handle": handle})),
+            );
+            self.script("return location.hash") == hash
+        });
+        assert!(found, "a window at {hash} among {handles}");
     }
 
     /// The text of the first element matching `css`, as the page renders it.
@@ -113,7 +127,8 @@ fn the_app_shows_the_models_loads_one_and_chats() {
     driver
         .args(["--port", &driver_port.to_string()])
         .env("PERCH_HOME", &home)
-        .env("PERCH_OPEN", "models")
+        .env("HOME", &home)
+        .env("PERCH_OPEN", "models,chat")
         .env("PERCH_SECRET_STORE", "file")
         .env("HF_ENDPOINT", "http://127.0.0.1:9");
     desktop.env(&mut driver);
@@ -146,6 +161,7 @@ fn the_app_shows_the_models_loads_one_and_chats() {
     let api = format!("http://127.0.0.1:{port}");
 
     // The models window shows the model with its verdict.
+    session.switch_to("#/models");
     session.find("[data-testid=model-row]", Duration::from_secs(60));
     let text = session.text("[data-testid=model-row]");
     assert!(text.contains("SmolLM2") && text.contains("fits"), "{text}");
@@ -163,11 +179,13 @@ fn the_app_shows_the_models_loads_one_and_chats() {
         models["models"][0]["loaded"] == true
     });
 
-    // The chat page streams an answer.
-    session.call(
-        reqwest::Method::POST,
-        "/url",
-        Some(json!({"url": format!("{api}/#/chat")})),
+    // The chat window streams an answer.
+    session.switch_to("#/chat");
+    session.find("[data-testid=model-picker]", Duration::from_secs(30));
+    session.script(
+        "const p = document.querySelector('[data-testid=model-picker]'); \
+         p.value = p.options[p.options.length - 1].value; \
+         p.dispatchEvent(new Event('change', { bubbles: true }));",
     );
     let prompt = session.find("[data-testid=prompt]", Duration::from_secs(30));
     session.call(

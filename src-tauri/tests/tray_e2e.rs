@@ -91,7 +91,9 @@ fn the_tray_menu_loads_a_model_and_quits() {
     let _trayer = spawn(&mut trayer);
 
     let mut app = Command::new(env!("CARGO_BIN_EXE_perch-app"));
+    // HOME too: "Always on" writes the user's autostart folder.
     app.env("PERCH_HOME", &home)
+        .env("HOME", &home)
         .env("PERCH_SECRET_STORE", "file")
         .env("HF_ENDPOINT", "http://127.0.0.1:9");
     desktop.env(&mut app);
@@ -159,5 +161,41 @@ fn the_app_says_so_when_the_port_is_taken() {
     assert!(
         said.contains(&format!("port {port} is already in use")) && said.contains("perch serve"),
         "{said}"
+    );
+}
+
+#[test]
+fn a_second_launch_opens_the_first_ones_models_window() {
+    let port = free_port();
+    let home = home_with_test_model("second-launch", port);
+    let desktop = Desktop::start();
+    let launch = || {
+        let mut app = Command::new(env!("CARGO_BIN_EXE_perch-app"));
+        app.env("PERCH_HOME", &home)
+            .env("HOME", &home)
+            .env("PERCH_SECRET_STORE", "file");
+        desktop.env(&mut app);
+        app
+    };
+    let _first = spawn(&mut launch());
+    let api = format!("http://127.0.0.1:{port}");
+    until("the first app to serve", Duration::from_secs(60), || {
+        reqwest::blocking::get(format!("{api}/health")).is_ok()
+    });
+    let models_window = || {
+        !xdotool(&desktop, &["search", "--name", "Models$"])
+            .trim()
+            .is_empty()
+    };
+    assert!(!models_window(), "no window at start");
+    let second = launch().output().expect("run a second app");
+    assert!(
+        second.status.success(),
+        "the second launch hands over and ends: {second:?}"
+    );
+    until(
+        "the first app's Models window",
+        Duration::from_secs(20),
+        models_window,
     );
 }

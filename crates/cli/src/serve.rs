@@ -176,7 +176,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .max_output_tokens
             .map(|n| count("max-output-tokens", n))
             .transpose()?,
-        max_connections: connection_cap(count("max-connections", args.max_connections)?),
+        max_connections: perch_server::connection_cap(count(
+            "max-connections",
+            args.max_connections,
+        )?),
         header_timeout: seconds("header-timeout", args.header_timeout, false)?,
         body_timeout: seconds("body-timeout", args.body_timeout, false)?,
         write_timeout: seconds("write-timeout", args.write_timeout, false)?,
@@ -285,29 +288,6 @@ async fn local_model(node: &Node, name: &str) -> anyhow::Result<LocalModel> {
     crate::models::pull::pull_here(&node.downloads, name).await
 }
 
-/// Raises the soft open-file limit to the hard one and caps `wanted` connections below
-/// it, keeping room for model files, logs and the listener.
-fn connection_cap(wanted: usize) -> usize {
-    const RESERVED: u64 = 64;
-    match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(files) => {
-            let cap = usize::try_from(files.saturating_sub(RESERVED)).unwrap_or(usize::MAX);
-            if wanted > cap {
-                tracing::warn!(
-                    files,
-                    max_connections = cap,
-                    "the open-file limit allows fewer connections than asked for"
-                );
-            }
-            wanted.min(cap).max(1)
-        }
-        Err(e) => {
-            tracing::warn!("could not raise the open-file limit: {e}");
-            wanted
-        }
-    }
-}
-
 /// Completes at the first SIGINT or SIGTERM; a second one exits the process at once, with
 /// the shell's status for death by that signal (130 for Ctrl-C, 143 for SIGTERM). The
 /// listeners exist from the start, so a second signal sent right after the first is
@@ -322,22 +302,8 @@ async fn shutdown_signal(mut signals: Signals, grace: Duration) {
     tokio::spawn(async move {
         let number = signals.next().await;
         eprintln!("perch: second signal: quitting now");
-        quit_now(128 + number);
+        perch_runtime::process::quit_now(128 + number);
     });
-}
-
-/// Ends the process with `status` at once. `std::process::exit` would first run the C
-/// and C++ exit handlers, and MLX's static destructors can wait there for a computation in
-/// flight (a long prefill chunk) — seconds on a busy machine, which is not "at once".
-fn quit_now(status: i32) -> ! {
-    #[cfg(unix)]
-    // SAFETY: `_exit` takes a plain integer and never returns; skipping exit handlers
-    // is the point (output was written with unbuffered or line-flushed writes).
-    unsafe {
-        libc::_exit(status)
-    }
-    #[cfg(not(unix))]
-    std::process::exit(status)
 }
 
 /// Listeners for SIGINT and SIGTERM.

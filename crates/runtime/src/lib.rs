@@ -23,6 +23,7 @@ pub mod network;
 pub mod node;
 pub mod node_address;
 pub mod planner;
+pub mod process;
 mod pypi_source;
 pub mod secrets;
 pub mod settings;

@@ -133,8 +133,8 @@ impl Exposure {
 const REPLAN_EVERY: Duration = Duration::from_secs(10);
 
 /// Applies the live settings after each change that concerns listening, and again every
-/// few seconds so that addresses coming and going are followed (the caller applied them
-/// once already).
+/// few seconds so that addresses coming and going (Tailscale starting or stopping) are
+/// followed and reported (the caller applied them once already).
 pub(crate) async fn follow(state: AppState, exposure: Arc<Exposure>) {
     let mut changes = state.node.live.subscribe();
     let mut last = changes.borrow_and_update().clone();
@@ -153,9 +153,7 @@ pub(crate) async fn follow(state: AppState, exposure: Arc<Exposure>) {
                 last = now;
             }
             _ = replan.tick() => {
-                if last.listen.is_exposed() {
-                    let _ = exposure.apply(&state, &last).await;
-                }
+                let _ = exposure.apply(&state, &last).await;
             }
         }
     }

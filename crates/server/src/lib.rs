@@ -22,6 +22,7 @@ mod health;
 mod listeners;
 mod metrics;
 pub mod ollama;
+mod open_files;
 pub mod openai;
 mod openapi;
 pub mod perch_api;
@@ -32,6 +33,7 @@ pub use access::AccessPolicy;
 pub use connections::serve;
 pub use error::ApiError;
 pub use listeners::Listeners;
+pub use open_files::connection_cap;
 pub use state::{AppState, Limits};
 
 use axum::Router;
