@@ -24,6 +24,13 @@ use crate::windows::{self, Page};
 
 const TRAY: &str = "perch";
 
+/// The tray icon: on macOS a black template the menu bar tints for light and dark; on
+/// Linux, where panels are light or dark and nothing tints, the coloured app icon.
+#[cfg(target_os = "macos")]
+const TRAY_ICON: &[u8] = include_bytes!("../../icons/tray.png");
+#[cfg(not(target_os = "macos"))]
+const TRAY_ICON: &[u8] = include_bytes!("../../icons/32x32.png");
+
 /// One local model as the menu shows it.
 #[derive(Clone, Debug, PartialEq)]
 struct ModelLine {
@@ -244,8 +251,8 @@ pub fn install(app: &AppHandle) -> tauri::Result<()> {
     app.manage(Shown::default());
     app.manage(Mutex::new(items));
     TrayIconBuilder::with_id(TRAY)
-        .icon(Image::from_bytes(include_bytes!("../../icons/tray.png"))?)
-        .icon_as_template(true)
+        .icon(Image::from_bytes(TRAY_ICON)?)
+        .icon_as_template(cfg!(target_os = "macos"))
         .tooltip("Perch")
         .menu(&tray_menu)
         .show_menu_on_left_click(true)
