@@ -25,18 +25,6 @@ pub struct Hosted {
     _logs: Option<logging::LogFiles>,
 }
 
-/// Logs to stderr and the log files, or to stderr alone when the files cannot be made.
-fn start_logging(keep_days: usize) -> Option<logging::LogFiles> {
-    match logging::init_with_files(&dirs::logs(), keep_days) {
-        Ok(files) => Some(files),
-        Err(e) => {
-            logging::init();
-            tracing::warn!("logging to stderr only: {}: {e}", dirs::logs().display());
-            None
-        }
-    }
-}
-
 impl Hosted {
     /// Builds the node and starts serving.
     pub fn start() -> anyhow::Result<Hosted> {
@@ -44,7 +32,7 @@ impl Hosted {
         let live = LiveSettings::open(&path, |_| {})
             .with_context(|| format!("the settings in {}", path.display()))?;
         let first = live.current();
-        let logs = start_logging(first.log_days);
+        let logs = logging::init_for_node(first.log_days);
         let mut settings = NodeSettings::from_env();
         settings.log_dir = logs.as_ref().map(|l| l.dir.clone());
         let secrets = Secrets::open(&settings.home)?;

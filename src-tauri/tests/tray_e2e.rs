@@ -56,6 +56,14 @@ fn screenshot(desktop: &Desktop, path: &std::path::Path) {
     let _ = xwd.status();
 }
 
+/// Clicks the tray icon at `at`, lets the menu open, and takes a picture of it.
+fn open_menu(desktop: &Desktop, at: (i64, i64), picture: &std::path::Path) {
+    let (x, y) = (at.0.to_string(), at.1.to_string());
+    xdotool(desktop, &["mousemove", &x, &y, "click", "1"]);
+    std::thread::sleep(Duration::from_millis(800));
+    screenshot(desktop, picture);
+}
+
 fn loaded(api: &str) -> bool {
     reqwest::blocking::get(format!("{api}/api/perch/models"))
         .and_then(|r| r.json::<Value>())
@@ -107,23 +115,13 @@ fn the_tray_menu_loads_a_model_and_quits() {
     std::thread::sleep(Duration::from_secs(2));
 
     // Open the menu; the first item that can be chosen is the model's check item.
-    xdotool(
-        &desktop,
-        &["mousemove", &x.to_string(), &y.to_string(), "click", "1"],
-    );
-    std::thread::sleep(Duration::from_millis(800));
-    screenshot(&desktop, &shots.join("menu.png"));
+    open_menu(&desktop, (x, y), &shots.join("menu.png"));
     xdotool(&desktop, &["key", "Down", "Return"]);
     until("the model to load", Duration::from_secs(60), || {
         loaded(&api)
     });
     std::thread::sleep(Duration::from_secs(2));
-    xdotool(
-        &desktop,
-        &["mousemove", &x.to_string(), &y.to_string(), "click", "1"],
-    );
-    std::thread::sleep(Duration::from_millis(800));
-    screenshot(&desktop, &shots.join("menu-loaded.png"));
+    open_menu(&desktop, (x, y), &shots.join("menu-loaded.png"));
 
     // Quit is the last item.
     xdotool(&desktop, &["key", "Up", "Return"]);

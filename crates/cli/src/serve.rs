@@ -159,15 +159,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let live = settings_with_flags(&args)?;
     let first = live.current();
-    let log_dir = dirs::logs();
-    let _log_files = match logging::init_with_files(&log_dir, first.log_days) {
-        Ok(files) => Some(files),
-        Err(e) => {
-            logging::init();
-            tracing::warn!("logging to stderr only: {}: {e}", log_dir.display());
-            None
-        }
-    };
+    let log_files = logging::init_for_node(first.log_days);
     let limits = Limits {
         max_queue: count("max-queue", args.max_queue)?,
         max_body_bytes: args.max_body_bytes,
@@ -191,7 +183,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("--buffer-cache-mb is too large")?;
     let mut settings = NodeSettings::from_env();
     settings.buffer_cache = cache_bytes as u64;
-    settings.log_dir = _log_files.as_ref().map(|f| f.dir.clone());
+    settings.log_dir = log_files.as_ref().map(|f| f.dir.clone());
     if let Some(gb) = args.os_reserve_gb {
         if !(0.0..=1e6).contains(&gb) {
             bail!("--os-reserve-gb must be a number of gigabytes from 0, got {gb}");

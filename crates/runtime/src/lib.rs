@@ -28,6 +28,7 @@ mod pypi_source;
 pub mod secrets;
 pub mod settings;
 pub mod store;
+pub mod whole_file;
 
 pub use download::{Download, DownloadError, Downloads, Progress, Stage};
 pub use keep_alive::KeepAlive;

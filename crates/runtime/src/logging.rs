@@ -39,6 +39,21 @@ pub fn init() {
         .init();
 }
 
+/// Logs for a long-lived node: to stderr and to the files in the platform's log folder
+/// ([`crate::dirs::logs`]), keeping `keep_days` of them; to stderr alone, saying why, when
+/// the files cannot be made. Call once, first thing; keep the value while the node runs.
+pub fn init_for_node(keep_days: usize) -> Option<LogFiles> {
+    let dir = crate::dirs::logs();
+    match init_with_files(&dir, keep_days) {
+        Ok(files) => Some(files),
+        Err(e) => {
+            init();
+            tracing::warn!("logging to stderr only: {}: {e}", dir.display());
+            None
+        }
+    }
+}
+
 /// Logs to stderr and to `perch.YYYY-MM-DD.log` files in `dir`, keeping `keep_days` of
 /// them. Call once, first thing; keep the value for as long as the process logs.
 pub fn init_with_files(dir: &Path, keep_days: usize) -> std::io::Result<LogFiles> {

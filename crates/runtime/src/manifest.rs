@@ -125,10 +125,9 @@ impl Manifest {
     /// Writes `dir/manifest.json` whole (a temporary file renamed over it).
     pub fn write(&self, dir: &Path) -> Result<(), StoreError> {
         let path = dir.join(FILE_NAME);
-        let partial = dir.join(".manifest.json.partial");
         let text = serde_json::to_string_pretty(self).expect("a manifest serializes");
-        std::fs::write(&partial, text).map_err(|e| StoreError::io(&partial, e))?;
-        std::fs::rename(&partial, &path).map_err(|e| StoreError::io(&path, e))
+        crate::whole_file::write(&path, text.as_bytes(), 0o644)
+            .map_err(|e| StoreError::io(&path, e))
     }
 
     /// A digest naming this exact set of files (`sha256:…`), as Ollama's APIs show one.

@@ -175,25 +175,10 @@ impl Secrets {
         }
     }
 
-    /// Writes the file whole, created 0600 before any secret is in it.
+    /// Writes the file whole, readable by its owner only from before any secret is in it.
     fn write_file(&self, path: &Path, all: &BTreeMap<String, String>) -> Result<(), SecretError> {
-        use std::io::Write;
-        let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|e| self.error(e))?;
-        let temporary = path.with_extension("json.partial");
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&temporary).map_err(|e| self.error(e))?;
         let json = serde_json::to_vec_pretty(all).expect("strings serialize");
-        file.write_all(&json).map_err(|e| self.error(e))?;
-        file.sync_all().map_err(|e| self.error(e))?;
-        std::fs::rename(&temporary, path).map_err(|e| self.error(e))?;
-        // The rename itself reaches the disk with the folder.
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| self.error(e))
+        crate::whole_file::write(path, &json, 0o600).map_err(|e| self.error(e))
     }
 }
 

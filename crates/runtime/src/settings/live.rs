@@ -214,21 +214,13 @@ fn read(path: &Path) -> Result<Option<Settings>, SettingsError> {
     Ok(Some(settings))
 }
 
-/// Writes `settings` to `path` whole: a temporary file beside it, renamed over it.
+/// Writes `settings` to `path` whole.
 fn write(path: &Path, settings: &Settings) -> Result<(), SettingsError> {
     let text = format!(
         "# Perch's settings. Edits apply while Perch runs; an invalid edit is refused (see the log).\n{}",
         toml::to_string(settings).expect("settings serialize to TOML")
     );
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-    let temporary = path.with_extension("toml.partial");
-    let written = std::fs::File::create(&temporary).and_then(|mut file| {
-        std::io::Write::write_all(&mut file, text.as_bytes())?;
-        file.sync_all()
-    });
-    written.map_err(|e| io(&temporary, e))?;
-    std::fs::rename(&temporary, path).map_err(|e| io(path, e))
+    crate::whole_file::write(path, text.as_bytes(), 0o644).map_err(|e| io(path, e))
 }
 
 fn io(path: &Path, source: std::io::Error) -> SettingsError {
