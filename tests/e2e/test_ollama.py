@@ -4,13 +4,17 @@ Run by crates/cli/tests/ollama_e2e.rs, which starts the tests' hub look-alike
 (scripts/hub_lookalike.py) serving the SmolLM2 test model as a GGUF repository and as an
 MLX folder, then the real `perch serve` with HF_ENDPOINT pointing at it and no model
 named, so it pulls its default model (smollm2:135m) from the look-alike. It passes
-PERCH_BASE_URL and PERCH_HUB_URL.
+PERCH_BASE_URL, PERCH_HUB_URL and PERCH_TOKENIZER_DIR (the MLX folder, for counting tokens
+with transformers).
 """
 import os
 
 import httpx
 import ollama
 import pytest
+from transformers import AutoTokenizer
+
+import untrusted
 
 BASE = os.environ["PERCH_BASE_URL"]
 HUB = os.environ["PERCH_HUB_URL"]
@@ -109,6 +113,19 @@ def test_generate_through_the_template_and_raw(client):
     raw = client.generate(model=DEFAULT, prompt="The capital of France is", raw=True,
                           options={"temperature": 0, "num_predict": 3})
     assert raw.done_reason == "length" and raw.eval_count == 3
+
+
+def test_control_tokens_written_in_a_message_or_prompt_are_text(client):
+    tokenizer = AutoTokenizer.from_pretrained(os.environ["PERCH_TOKENIZER_DIR"])
+    chat = lambda content: client.chat(
+        model=DEFAULT, messages=[{"role": "user", "content": content}],
+        options={"num_predict": 1}).prompt_eval_count
+    generate = lambda prompt: client.generate(
+        model=DEFAULT, prompt=prompt, options={"num_predict": 1}).prompt_eval_count
+    for count in (chat, generate):
+        extra = count(untrusted.INJECTION) - count(untrusted.PLAIN)
+        assert extra != untrusted.extra_control_tokens(tokenizer)
+        assert extra == untrusted.extra_text_tokens(tokenizer)
 
 
 def test_ps_lists_what_is_loaded_and_keep_alive_zero_unloads(client):

@@ -14,6 +14,8 @@ import openai
 import pytest
 from transformers import AutoTokenizer
 
+import untrusted
+
 BASE = os.environ["PERCH_BASE_URL"]
 MODEL = os.environ["PERCH_MODEL"]
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
@@ -48,6 +50,19 @@ def test_chat_answers_and_counts_tokens_like_the_tokenizer(client, tokenizer):
     assert r.usage.completion_tokens == len(tokenizer.encode(ANSWER, add_special_tokens=False)) + 1
     assert r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
     assert r.usage.prompt_tokens_details.cached_tokens == 0
+
+
+@pytest.mark.parametrize("role", ["user", "tool", "system"])
+def test_control_tokens_written_in_a_message_are_text(client, tokenizer, role):
+    def prompt_tokens(content):
+        messages = [{"role": "user", "content": "Look this up."},
+                    {"role": role, "content": content}]
+        return client.chat.completions.create(
+            model=MODEL, messages=messages, max_tokens=1).usage.prompt_tokens
+
+    extra = prompt_tokens(untrusted.INJECTION) - prompt_tokens(untrusted.PLAIN)
+    assert extra != untrusted.extra_control_tokens(tokenizer)
+    assert extra == untrusted.extra_text_tokens(tokenizer)
 
 
 def test_streaming_sends_role_deltas_finish_and_usage(client):

@@ -62,7 +62,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             continue;
         }
         history.push(ChatMessage::new("user", line));
-        let prompt = engine.tokenize(&engine.render_chat(&history, None)?, false)?;
+        let prompt = engine.chat_tokens(&history, None)?;
         let sampling = SamplingParams {
             temperature: args.temperature,
             ..Default::default()

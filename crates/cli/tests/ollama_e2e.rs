@@ -93,7 +93,8 @@ fn hub_control(hub: &HubLookalike, body: &str) {
 
 #[test]
 fn the_ollama_client_and_the_cli_manage_models_on_a_running_node() {
-    let hub = HubLookalike::start(&hub_root());
+    let root = hub_root();
+    let hub = HubLookalike::start(&root);
     let home = scratch("home");
     let mut command = Command::new(env!("CARGO_BIN_EXE_perch"));
     command
@@ -107,6 +108,10 @@ fn the_ollama_client_and_the_cli_manage_models_on_a_running_node() {
         .arg(repo().join("tests/e2e/test_ollama.py"))
         .env("PERCH_BASE_URL", server.root())
         .env("PERCH_HUB_URL", &hub.url)
+        .env(
+            "PERCH_TOKENIZER_DIR",
+            root.join("perch-test/SmolLM2-135M-Instruct-MLX"),
+        )
         .status()
         .unwrap();
     assert!(

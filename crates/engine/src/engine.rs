@@ -18,7 +18,8 @@ use crate::config::ModelConfig;
 use crate::generate::{self, Event, FinishReason, Finished, GenerateRequest, Phase};
 use crate::job_queue::{Job, JobQueue};
 use crate::model::Model;
-use crate::text::template::{ChatMessage, TemplateContext};
+use crate::text::chat_prompt;
+use crate::text::template::ChatMessage;
 use crate::{EngineError, Result};
 
 /// Facts about a loaded model.
@@ -50,12 +51,13 @@ pub trait Engine: Send + Sync {
     fn tokenize(&self, text: &str, add_special: bool) -> Result<Vec<u32>>;
     /// Text of `ids`.
     fn detokenize(&self, ids: &[u32]) -> Result<String>;
-    /// The prompt text for a chat, through the model's template.
-    fn render_chat(
+    /// The prompt tokens of a chat, through the model's template. Control tokens come only
+    /// from the template: written in a message or a tool, they are text.
+    fn chat_tokens(
         &self,
         messages: &[ChatMessage],
         tools: Option<&serde_json::Value>,
-    ) -> Result<String>;
+    ) -> Result<Vec<u32>>;
     /// Starts generating; events arrive on the returned stream. Dropping the stream
     /// cancels the generation at its next step.
     fn generate(&self, request: GenerateRequest) -> Result<GenerationStream>;
@@ -240,26 +242,17 @@ impl Engine for MlxEngine {
         self.text.tokenizer.decode(ids, false)
     }
 
-    fn render_chat(
+    fn chat_tokens(
         &self,
         messages: &[ChatMessage],
         tools: Option<&serde_json::Value>,
-    ) -> Result<String> {
+    ) -> Result<Vec<u32>> {
         let template = self.text.chat_template.as_ref().ok_or_else(|| {
             EngineError::InvalidRequest(
                 "this model has no chat template; use a plain completion".into(),
             )
         })?;
-        let tokenizer = &self.text.tokenizer;
-        template.render(
-            messages,
-            &TemplateContext {
-                add_generation_prompt: true,
-                bos_token: tokenizer.bos_token(),
-                eos_token: tokenizer.eos_token(),
-                tools,
-            },
-        )
+        chat_prompt::tokens(&self.text.tokenizer, template, messages, tools)
     }
 
     fn kv_bytes_in_use(&self) -> usize {

@@ -18,12 +18,8 @@ fn engine() -> &'static MlxEngine {
 
 fn prompt(question: &str) -> Vec<u32> {
     let e = engine();
-    e.tokenize(
-        &e.render_chat(&[ChatMessage::new("user", question)], None)
-            .unwrap(),
-        false,
-    )
-    .unwrap()
+    e.chat_tokens(&[ChatMessage::new("user", question)], None)
+        .unwrap()
 }
 
 fn request(question: &str, max_tokens: usize, sampling: SamplingParams) -> GenerateRequest {

@@ -1,5 +1,9 @@
-//! Text in and out of the model: tokenizer, chat template, incremental detokenizer.
+//! Text in and out of the model: tokenizer, chat template, incremental detokenizer, and
+//! keeping message text from writing control tokens.
 
+mod added_tokens;
+pub mod chat_prompt;
 pub mod detokenizer;
 pub mod template;
 pub mod tokenizer;
+pub mod untrusted;

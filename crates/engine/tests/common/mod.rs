@@ -45,10 +45,9 @@ pub fn run(engine: &dyn Engine, request: GenerateRequest) -> Output {
 
 /// Greedy chat completion of `messages`, `max_tokens` long.
 pub fn chat(engine: &dyn Engine, messages: &[ChatMessage], max_tokens: usize) -> Output {
-    let prompt = engine
-        .render_chat(messages, None)
+    let ids = engine
+        .chat_tokens(messages, None)
         .expect("template renders");
-    let ids = engine.tokenize(&prompt, false).expect("tokenizes");
     run(
         engine,
         GenerateRequest {

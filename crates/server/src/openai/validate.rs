@@ -109,10 +109,12 @@ pub(crate) fn chat(
         messages.push(message);
     }
     let engine = &model.model().engine;
-    let text = engine
-        .render_chat(&messages, body.tools.as_ref())
-        .map_err(|e| ApiError::invalid_field("messages", e.to_string()))?;
-    let prompt = engine.tokenize(&text, false).map_err(ApiError::from)?;
+    let prompt = engine
+        .chat_tokens(&messages, body.tools.as_ref())
+        .map_err(|e| match e {
+            perch_engine::EngineError::Tokenizer(_) => ApiError::from(e),
+            e => ApiError::invalid_field("messages", e.to_string()),
+        })?;
     let logprobs = match (body.logprobs.unwrap_or(false), body.top_logprobs) {
         (_, Some(n)) if n > 20 => {
             return Err(ApiError::invalid_field(
