@@ -6,6 +6,7 @@ use std::io::{BufRead, Write};
 use anyhow::Context;
 use perch_engine::generate::{Event, GenerateRequest};
 use perch_engine::sampler::SamplingParams;
+use perch_engine::text::chat_prompt::ChatInput;
 use perch_engine::text::template::ChatMessage;
 use perch_engine::{Engine, MlxEngine};
 use perch_runtime::hub::HubSettings;
@@ -62,7 +63,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             continue;
         }
         history.push(ChatMessage::new("user", line));
-        let prompt = engine.chat_tokens(&history, None)?;
+        let prompt = engine.chat(&ChatInput::messages(&history))?.tokens;
         let sampling = SamplingParams {
             temperature: args.temperature,
             ..Default::default()

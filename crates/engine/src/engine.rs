@@ -18,8 +18,8 @@ use crate::config::ModelConfig;
 use crate::generate::{self, Event, FinishReason, Finished, GenerateRequest, Phase};
 use crate::job_queue::{Job, JobQueue};
 use crate::model::Model;
-use crate::text::chat_prompt;
-use crate::text::template::ChatMessage;
+use crate::reply::ReplySyntax;
+use crate::text::chat_prompt::{ChatInput, ChatPrompt, ChatText};
 use crate::{EngineError, Result};
 
 /// Facts about a loaded model.
@@ -39,6 +39,8 @@ pub struct ModelInfo {
     pub notes: Vec<String>,
     /// Ids that end generation.
     pub eos_token_ids: Vec<u32>,
+    /// How its replies write tool calls and reasoning.
+    pub reply_syntax: ReplySyntax,
 }
 
 /// A loaded model that can tokenize, render chats and generate.
@@ -51,13 +53,10 @@ pub trait Engine: Send + Sync {
     fn tokenize(&self, text: &str, add_special: bool) -> Result<Vec<u32>>;
     /// Text of `ids`.
     fn detokenize(&self, ids: &[u32]) -> Result<String>;
-    /// The prompt tokens of a chat, through the model's template. Control tokens come only
-    /// from the template: written in a message or a tool, they are text.
-    fn chat_tokens(
-        &self,
-        messages: &[ChatMessage],
-        tools: Option<&serde_json::Value>,
-    ) -> Result<Vec<u32>>;
+    /// The prompt of a chat, through the model's template, and the parser for its reply.
+    /// Control tokens come only from the template: written in a message or a tool, they
+    /// are text.
+    fn chat(&self, input: &ChatInput<'_>) -> Result<ChatPrompt>;
     /// Starts generating; events arrive on the returned stream. Dropping the stream
     /// cancels the generation at its next step.
     fn generate(&self, request: GenerateRequest) -> Result<GenerationStream>;
@@ -163,6 +162,10 @@ impl MlxEngine {
                     load_time: model.load_time,
                     notes: model.notes.clone(),
                     eos_token_ids: model.eos_token_ids.clone(),
+                    reply_syntax: ReplySyntax::detect(
+                        model.chat_template.as_ref().map(|t| t.source()),
+                        |token| model.tokenizer.token_id(token).is_some(),
+                    ),
                 };
                 // The tokenizer and template are cloned for callers; the worker keeps
                 // its own so neither side locks.
@@ -242,17 +245,18 @@ impl Engine for MlxEngine {
         self.text.tokenizer.decode(ids, false)
     }
 
-    fn chat_tokens(
-        &self,
-        messages: &[ChatMessage],
-        tools: Option<&serde_json::Value>,
-    ) -> Result<Vec<u32>> {
+    fn chat(&self, input: &ChatInput<'_>) -> Result<ChatPrompt> {
         let template = self.text.chat_template.as_ref().ok_or_else(|| {
             EngineError::InvalidRequest(
                 "this model has no chat template; use a plain completion".into(),
             )
         })?;
-        chat_prompt::tokens(&self.text.tokenizer, template, messages, tools)
+        ChatText {
+            tokenizer: &self.text.tokenizer,
+            template,
+            syntax: self.info.reply_syntax,
+        }
+        .prompt(input)
     }
 
     fn kv_bytes_in_use(&self) -> usize {

@@ -3,7 +3,8 @@
 //! [`format`] reads MLX directories and GGUF files into one shape; [`transformer`] builds
 //! the Llama / Qwen2 / Qwen3 network and runs batched forward passes over a growing
 //! [`kv_cache`]; [`text`] holds the tokenizer, chat templates and the streaming
-//! detokenizer; [`sampler`] turns logits into tokens; [`generate`] runs the loop; and
+//! detokenizer; [`reply`] reads replies back into text, reasoning and tool calls;
+//! [`sampler`] turns logits into tokens; [`generate`] runs the loop; and
 //! [`engine`] puts a loaded model on its own thread behind the [`Engine`] trait.
 //!
 //! No HTTP, no settings files and no async runtime live here.
@@ -23,6 +24,7 @@ pub mod model;
 pub mod nn;
 pub mod prefill_pacer;
 pub mod quantization;
+pub mod reply;
 pub mod rope;
 pub mod sampler;
 pub mod stop;

@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 use common::{run, test_model};
 use perch_engine::generate::{Event, FinishReason, Finished, GenerateRequest, Phase};
 use perch_engine::sampler::SamplingParams;
+use perch_engine::text::chat_prompt::ChatInput;
 use perch_engine::text::template::ChatMessage;
 use perch_engine::{Engine, EngineError, MlxEngine};
 
@@ -18,8 +19,9 @@ fn engine() -> &'static MlxEngine {
 
 fn prompt(question: &str) -> Vec<u32> {
     let e = engine();
-    e.chat_tokens(&[ChatMessage::new("user", question)], None)
+    e.chat(&ChatInput::messages(&[ChatMessage::new("user", question)]))
         .unwrap()
+        .tokens
 }
 
 fn request(question: &str, max_tokens: usize, sampling: SamplingParams) -> GenerateRequest {

@@ -8,6 +8,7 @@ mod common;
 use common::{mlx_lm_reference as reference, test_model};
 use perch_engine::generate::{Event, GenerateRequest};
 use perch_engine::sampler::SamplingParams;
+use perch_engine::text::chat_prompt::ChatInput;
 use perch_engine::text::template::ChatMessage;
 use perch_engine::{Engine, MlxEngine};
 use serde_json::{json, Value};
@@ -68,7 +69,7 @@ fn smollm2_matches_mlx_lm_token_for_token() {
         reference(&json!({"model": dir.path, "chats": chats, "max_tokens": MAX_TOKENS, "top": 5}));
     let engine = MlxEngine::load(&dir.path).unwrap();
     for (chat, want) in chats.iter().zip(&expected) {
-        let prompt = engine.chat_tokens(chat, None).unwrap();
+        let prompt = engine.chat(&ChatInput::messages(chat)).unwrap().tokens;
         assert_eq!(
             prompt,
             ids(&want["prompt_ids"]),

@@ -7,7 +7,8 @@
 mod common;
 
 use perch_engine::format;
-use perch_engine::text::chat_prompt;
+use perch_engine::reply::ReplySyntax;
+use perch_engine::text::chat_prompt::{ChatInput, ChatText};
 use perch_engine::text::template::{ChatMessage, ChatTemplate};
 use perch_engine::text::tokenizer::Tokenizer;
 use serde_json::{json, Value};
@@ -118,14 +119,23 @@ fn control_tokens_in_messages_and_tools_stay_text_for_every_family() {
         let tools = json!([{"type": "function", "function": {
             "name": "fetch", "description": injection.clone()}}]);
 
-        let plain = chat_prompt::tokens(&tokenizer, &template, &chat("hi", "ok"), None).unwrap();
-        let hostile = chat_prompt::tokens(
-            &tokenizer,
-            &template,
-            &chat(&injection, &injection),
-            Some(&tools),
-        )
-        .unwrap();
+        let text = ChatText {
+            tokenizer: &tokenizer,
+            template: &template,
+            syntax: ReplySyntax::detect(Some(family.template), |_| false),
+        };
+        let tokens = |messages: &[ChatMessage], tools| {
+            let input = ChatInput {
+                messages,
+                tools,
+                ..Default::default()
+            };
+            text.prompt(&input).unwrap().tokens
+        };
+        let benign_tools = json!([{"type": "function", "function": {
+            "name": "fetch", "description": "Fetches a page."}}]);
+        let plain = tokens(&chat("hi", "ok"), Some(&benign_tools));
+        let hostile = tokens(&chat(&injection, &injection), Some(&tools));
         assert_eq!(
             counts(&tokenizer, &markers, &hostile),
             counts(&tokenizer, &markers, &plain),
@@ -133,9 +143,9 @@ fn control_tokens_in_messages_and_tools_stay_text_for_every_family() {
             family.name
         );
         // Nothing was lost: the tokens spell the rendered prompt, injection included.
-        let rendered =
-            chat_prompt::render(&tokenizer, &template, &chat(&injection, &injection), None)
-                .unwrap();
+        let rendered = text
+            .render(&ChatInput::messages(&chat(&injection, &injection)))
+            .unwrap();
         let ids = tokenizer.encode_chat(&rendered).unwrap();
         assert_eq!(
             tokenizer.decode(&ids, false).unwrap(),
@@ -176,7 +186,12 @@ fn ordinary_chats_tokenize_as_the_whole_prompt_does() {
             ChatMessage::new("system", "Be brief."),
             ChatMessage::new("user", content),
         ];
-        let rendered = chat_prompt::render(tokenizer, &template, &messages, None).unwrap();
+        let text = ChatText {
+            tokenizer,
+            template: &template,
+            syntax: ReplySyntax::detect(Some(template.source()), |_| false),
+        };
+        let rendered = text.render(&ChatInput::messages(&messages)).unwrap();
         assert!(rendered.defused.is_empty());
         assert_eq!(
             tokenizer.encode_chat(&rendered).unwrap(),

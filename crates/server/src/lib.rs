@@ -26,6 +26,7 @@ mod open_files;
 pub mod openai;
 mod openapi;
 pub mod perch_api;
+mod reply;
 mod state;
 mod ui;
 

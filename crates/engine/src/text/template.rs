@@ -46,6 +46,7 @@ pub const MAX_OUTPUT: usize = 64 << 20;
 #[derive(Clone)]
 pub struct ChatTemplate {
     env: Environment<'static>,
+    source: std::sync::Arc<str>,
 }
 
 /// What a template is rendered with besides the messages.
@@ -59,6 +60,8 @@ pub struct TemplateContext<'a> {
     pub eos_token: Option<&'a str>,
     /// Tool definitions (OpenAI's `tools` array), for templates that support them.
     pub tools: Option<&'a serde_json::Value>,
+    /// Further variables (`enable_thinking`…); the ones above win over these.
+    pub kwargs: Option<&'a serde_json::Map<String, serde_json::Value>>,
 }
 
 impl ChatTemplate {
@@ -79,7 +82,15 @@ impl ChatTemplate {
         });
         env.add_template_owned("chat", source.to_owned())
             .map_err(|e| EngineError::Template(describe(&e)))?;
-        Ok(ChatTemplate { env })
+        Ok(ChatTemplate {
+            env,
+            source: source.into(),
+        })
+    }
+
+    /// The template's text.
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// Renders `messages` into the prompt text.
@@ -100,6 +111,7 @@ impl ChatTemplate {
                 bos_token => context.bos_token.unwrap_or(""),
                 eos_token => context.eos_token.unwrap_or(""),
                 tools => context.tools.map(Value::from_serialize),
+                ..Value::from_serialize(context.kwargs)
             },
             &mut out,
         );

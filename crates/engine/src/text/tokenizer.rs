@@ -2,6 +2,8 @@
 //! directory ships and which [`crate::format::gguf`] builds from GGUF metadata. Plain
 //! prompts are tokenized as they are, added tokens written in them included; chat prompts
 //! through [`Tokenizer::encode_chat`], where only the template's markup yields them.
+//! Decoding drops special tokens except the reply markers ([`MARKERS`]) that the reply
+//! parser reads.
 
 use std::str::FromStr;
 
@@ -9,6 +11,7 @@ use tokenizers::AddedToken;
 
 use super::added_tokens::AddedTokens;
 use super::untrusted::{self, MarkedText};
+use crate::reply::syntax::MARKERS;
 use crate::{EngineError, Result};
 
 /// Text ↔ token ids for one model.
@@ -38,9 +41,14 @@ impl Tokenizer {
         bos_token: Option<String>,
         eos_token: Option<String>,
     ) -> Result<Tokenizer> {
-        let inner = tokenizers::Tokenizer::from_str(json).map_err(tokenizer_error)?;
+        let mut value: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| EngineError::Tokenizer(e.to_string()))?;
+        set_special(&mut value, |content| {
+            MARKERS.contains(&content).then_some(false)
+        });
+        let inner = tokenizers::Tokenizer::from_str(&value.to_string()).map_err(tokenizer_error)?;
         let added = AddedTokens::of(&inner)?;
-        let (text_only, resume_id) = text_only(json)?;
+        let (text_only, resume_id) = text_only(value)?;
         Ok(Tokenizer {
             inner,
             text_only,
@@ -152,19 +160,27 @@ fn tokenizer_error(e: tokenizers::Error) -> EngineError {
     EngineError::Tokenizer(e.to_string())
 }
 
-/// The tokenizer of `json` with every added token special and special tokens read as text,
-/// and [`RESUME`] added as the one token it still recognises; with `RESUME`'s id.
-fn text_only(json: &str) -> Result<(tokenizers::Tokenizer, u32)> {
-    let mut value: serde_json::Value =
-        serde_json::from_str(json).map_err(|e| EngineError::Tokenizer(e.to_string()))?;
-    if let Some(added) = value
+/// Sets the `special` flag of the added tokens in a `tokenizer.json` value where `flag`
+/// gives one for the token's text.
+fn set_special(value: &mut serde_json::Value, flag: impl Fn(&str) -> Option<bool>) {
+    let Some(added) = value
         .get_mut("added_tokens")
         .and_then(serde_json::Value::as_array_mut)
-    {
-        for token in added {
-            token["special"] = true.into();
+    else {
+        return;
+    };
+    for token in added {
+        let content = token["content"].as_str().unwrap_or_default();
+        if let Some(special) = flag(content) {
+            token["special"] = special.into();
         }
     }
+}
+
+/// The tokenizer of `value` with every added token special and special tokens read as
+/// text, and [`RESUME`] added as the one token it still recognises; with `RESUME`'s id.
+fn text_only(mut value: serde_json::Value) -> Result<(tokenizers::Tokenizer, u32)> {
+    set_special(&mut value, |_| Some(true));
     let mut tokenizer =
         tokenizers::Tokenizer::from_str(&value.to_string()).map_err(tokenizer_error)?;
     tokenizer.set_encode_special_tokens(true);

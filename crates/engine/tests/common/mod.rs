@@ -4,6 +4,7 @@
 
 use perch_engine::generate::{Event, FinishReason, GenerateRequest};
 use perch_engine::sampler::SamplingParams;
+use perch_engine::text::chat_prompt::ChatInput;
 use perch_engine::text::template::ChatMessage;
 use perch_engine::Engine;
 
@@ -46,7 +47,8 @@ pub fn run(engine: &dyn Engine, request: GenerateRequest) -> Output {
 /// Greedy chat completion of `messages`, `max_tokens` long.
 pub fn chat(engine: &dyn Engine, messages: &[ChatMessage], max_tokens: usize) -> Output {
     let ids = engine
-        .chat_tokens(messages, None)
+        .chat(&ChatInput::messages(messages))
+        .map(|p| p.tokens)
         .expect("template renders");
     run(
         engine,

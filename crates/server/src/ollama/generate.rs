@@ -11,17 +11,20 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use perch_engine::generate::{Event, FinishReason, Finished};
+use perch_engine::reply::ReplyPart;
 use perch_runtime::KeepAlive;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::types::{
-    ChatMessage, ChatRequest, GenerateChunk, GenerateRequest, OllamaErrorBody, Options,
+    ChatMessage, ChatRequest, FunctionCall, GenerateChunk, GenerateRequest, OllamaErrorBody,
+    Options, ToolCall,
 };
 use super::{ndjson, rfc3339};
 use crate::channel_stream::{channel_stream, send_within};
 use crate::extract::JsonBody;
 use crate::openai::types::{
-    ChatCompletionRequest, CompletionRequest, Content, Message, Prompt, Sampling, Stop,
+    ChatCompletionRequest, CompletionRequest, Content, FunctionCall as OpenAiFunctionCall, Message,
+    MessageToolCall, Prompt, Sampling, Stop,
 };
 use crate::openai::{run, validate};
 use crate::{ApiError, AppState};
@@ -41,25 +44,68 @@ impl Shape {
         }
     }
 
-    /// A chunk carrying `text`.
-    fn chunk(self, model: &str, text: String) -> GenerateChunk {
+    /// A chunk carrying reply `parts`; `calls` counts the calls sent so far.
+    fn chunk(self, model: &str, parts: Vec<ReplyPart>, calls: &mut usize) -> GenerateChunk {
         let mut chunk = GenerateChunk {
             model: model.to_owned(),
             created_at: rfc3339(SystemTime::now()),
             ..GenerateChunk::default()
         };
+        let (mut text, mut thinking, mut tool_calls) = (String::new(), String::new(), Vec::new());
+        for part in parts {
+            match part {
+                ReplyPart::Text(t) => text.push_str(&t),
+                ReplyPart::Reasoning(r) => thinking.push_str(&r),
+                ReplyPart::ToolCall(call) => {
+                    tool_calls.push(ToolCall {
+                        function: FunctionCall {
+                            index: Some(*calls),
+                            name: call.name,
+                            arguments: serde_json::from_str(&call.arguments).unwrap_or_default(),
+                        },
+                    });
+                    *calls += 1;
+                }
+            }
+        }
+        let thinking = (!thinking.is_empty()).then_some(thinking);
         match self {
             Shape::Chat => {
                 chunk.message = Some(ChatMessage {
                     role: "assistant".into(),
                     content: text,
                     images: None,
+                    tool_calls: (!tool_calls.is_empty()).then_some(tool_calls),
+                    tool_name: None,
+                    thinking,
                 })
             }
-            Shape::Generate => chunk.response = Some(text),
+            Shape::Generate => {
+                chunk.response = Some(text);
+                chunk.thinking = thinking;
+            }
         }
         chunk
     }
+}
+
+/// `think` as the template variable models that can think read.
+fn thinking_kwargs(think: Option<&Value>) -> Result<Option<Map<String, Value>>, ApiError> {
+    let enable = match think {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(level)) if ["low", "medium", "high"].contains(&level.as_str()) => true,
+        Some(other) => {
+            return Err(ApiError::invalid_field(
+                "think",
+                format!("think must be true, false, \"low\", \"medium\" or \"high\", not {other}"),
+            ))
+        }
+    };
+    Ok(Some(Map::from_iter([(
+        "enable_thinking".to_owned(),
+        Value::Bool(enable),
+    )])))
 }
 
 /// Answers a chat.
@@ -82,6 +128,8 @@ pub(crate) async fn chat(
             "images are not supported: Perch's models read text",
         ));
     }
+    validate::check_tools(body.tools.as_deref().unwrap_or_default())?;
+    let template_kwargs = thinking_kwargs(body.think.as_ref())?;
     let keep_alive = keep_alive(body.keep_alive.as_ref())?;
     let stream = body.stream.unwrap_or(true);
     if body.messages.is_empty() {
@@ -91,19 +139,14 @@ pub(crate) async fn chat(
     let loaded_in = arrived.elapsed();
     let openai = ChatCompletionRequest {
         model: body.model,
-        messages: body
-            .messages
-            .into_iter()
-            .map(|m| Message {
-                role: m.role,
-                content: Some(Content::Text(m.content)),
-                name: None,
-            })
-            .collect(),
+        messages: body.messages.into_iter().map(message).collect(),
         max_completion_tokens: None,
         logprobs: None,
         top_logprobs: None,
         tools: body.tools,
+        tool_choice: None,
+        parallel_tool_calls: None,
+        chat_template_kwargs: template_kwargs,
         sampling: sampling(body.options.unwrap_or_default(), stream),
     };
     let request = validate::off_runtime(&state, move |s| validate::chat(s, lease, openai)).await?;
@@ -156,6 +199,7 @@ pub(crate) async fn generate(
     if let Some((field, _, message)) = refused.iter().find(|r| r.1) {
         return Err(unsupported(field, message));
     }
+    let template_kwargs = thinking_kwargs(body.think.as_ref())?;
     let keep_alive = keep_alive(body.keep_alive.as_ref())?;
     let stream = body.stream.unwrap_or(true);
     if body.prompt.is_empty() {
@@ -179,13 +223,13 @@ pub(crate) async fn generate(
             messages.push(Message {
                 role: "system".into(),
                 content: Some(Content::Text(system)),
-                name: None,
+                ..Message::default()
             });
         }
         messages.push(Message {
             role: "user".into(),
             content: Some(Content::Text(body.prompt)),
-            name: None,
+            ..Message::default()
         });
         let openai = ChatCompletionRequest {
             model: body.model,
@@ -194,6 +238,9 @@ pub(crate) async fn generate(
             logprobs: None,
             top_logprobs: None,
             tools: None,
+            tool_choice: None,
+            parallel_tool_calls: None,
+            chat_template_kwargs: template_kwargs,
             sampling,
         };
         validate::off_runtime(&state, move |s| validate::chat(s, lease, openai)).await?
@@ -206,6 +253,32 @@ pub(crate) async fn generate(
         loaded_in,
     )
     .await
+}
+
+/// An Ollama message as an OpenAI one (calls get ids, arguments become JSON text).
+fn message(m: ChatMessage) -> Message {
+    let tool_calls = m.tool_calls.map(|calls| {
+        calls
+            .into_iter()
+            .enumerate()
+            .map(|(i, call)| MessageToolCall {
+                id: format!("call_{i}"),
+                kind: "function".into(),
+                function: OpenAiFunctionCall {
+                    name: call.function.name,
+                    arguments: Value::Object(call.function.arguments).to_string(),
+                },
+            })
+            .collect()
+    });
+    Message {
+        role: m.role,
+        content: Some(Content::Text(m.content)),
+        name: m.tool_name,
+        tool_calls,
+        reasoning_content: m.thinking,
+        ..Message::default()
+    }
 }
 
 /// Ollama's options as the shared sampling fields, with Ollama's defaults.
@@ -256,7 +329,7 @@ async fn load_or_unload(
     model: &str,
     keep_alive: Option<KeepAlive>,
 ) -> Result<Response, ApiError> {
-    let mut chunk = shape.chunk(model, String::new());
+    let mut chunk = shape.chunk(model, Vec::new(), &mut 0);
     chunk.done = true;
     if keep_alive == Some(KeepAlive::For(Duration::ZERO)) {
         if state.local_model(model).await.is_none() {
@@ -277,20 +350,23 @@ async fn load_or_unload(
 async fn answer(
     state: &AppState,
     shape: Shape,
-    request: validate::ValidRequest,
+    mut request: validate::ValidRequest,
     arrived: Instant,
     loaded_in: Duration,
 ) -> Result<Response, ApiError> {
     let mut running = run::start(state, shape.endpoint(), &request)?;
     let name = request.model_name().to_owned();
+    let mut reply = std::mem::take(&mut request.reply);
+    let mut calls = 0;
     if !request.stream {
-        let mut text = String::new();
+        let mut parts = Vec::new();
         while let Some(event) = running.next().await {
             match event.map_err(ApiError::from)? {
-                Event::Chunk { text: t, .. } => text.push_str(&t),
+                Event::Chunk { text, .. } => parts.extend(reply.read(&text)),
                 Event::Done(finished) => {
                     run::log_finished(shape.endpoint(), &name, &finished);
-                    let mut last = shape.chunk(&name, text);
+                    parts.extend(reply.finish());
+                    let mut last = shape.chunk(&name, parts, &mut calls);
                     finish(&mut last, &finished, arrived, loaded_in);
                     return Ok(Json(last).into_response());
                 }
@@ -320,13 +396,22 @@ async fn answer(
                     return;
                 }
                 Some(Ok(Event::Chunk { text, .. })) => {
-                    if !text.is_empty() && !send(ndjson(&shape.chunk(&name, text))).await {
+                    let parts = reply.read(&text);
+                    if !parts.is_empty()
+                        && !send(ndjson(&shape.chunk(&name, parts, &mut calls))).await
+                    {
                         return;
                     }
                 }
                 Some(Ok(Event::Done(finished))) => {
                     run::log_finished(shape.endpoint(), &name, &finished);
-                    let mut last = shape.chunk(&name, String::new());
+                    let rest = reply.finish();
+                    if !rest.is_empty()
+                        && !send(ndjson(&shape.chunk(&name, rest, &mut calls))).await
+                    {
+                        return;
+                    }
+                    let mut last = shape.chunk(&name, Vec::new(), &mut calls);
                     finish(&mut last, &finished, arrived, loaded_in);
                     let _ = send(ndjson(&last)).await;
                     return;

@@ -80,6 +80,35 @@ pub struct ChatMessage {
     /// Images (not supported: Perch's models read text).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub images: Option<Vec<String>>,
+    /// The calls an assistant message made (an answer's calls, too).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCall>>,
+    /// On a `tool` message: the tool whose result it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_name: Option<String>,
+    /// The model's reasoning, apart from the answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<String>,
+}
+
+/// A tool call, as Ollama writes it.
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+pub struct ToolCall {
+    /// The function called.
+    pub function: FunctionCall,
+}
+
+/// A function call, its arguments an object.
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+pub struct FunctionCall {
+    /// Which call of the answer (from 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
+    /// The function's name.
+    pub name: String,
+    /// Its arguments.
+    #[schema(value_type = Object)]
+    pub arguments: serde_json::Map<String, Value>,
 }
 
 /// `POST /api/chat`.
@@ -101,11 +130,11 @@ pub struct ChatRequest {
     /// 0 unloads it.
     #[schema(value_type = Option<serde_json::Value>)]
     pub keep_alive: Option<Value>,
-    /// Tool definitions, passed to the model's chat template.
-    #[schema(value_type = Option<Vec<Object>>)]
-    pub tools: Option<Value>,
-    /// Thinking (accepted; models that think write it in their answer).
-    #[schema(value_type = Option<bool>)]
+    /// Tools the model may call (OpenAI's shape).
+    pub tools: Option<Vec<crate::openai::types::Tool>>,
+    /// Whether a model that can think does (`true`/`false`, or `"low"`/`"medium"`/`"high"`
+    /// as true); its reasoning comes back in `thinking`.
+    #[schema(value_type = Option<serde_json::Value>)]
     pub think: Option<Value>,
 }
 
@@ -140,8 +169,8 @@ pub struct GenerateRequest {
     pub images: Option<Vec<String>>,
     /// A Go template (not supported: the model's own chat template is used).
     pub template: Option<String>,
-    /// Thinking (accepted).
-    #[schema(value_type = Option<bool>)]
+    /// Whether a model that can think does; its reasoning comes back in `thinking`.
+    #[schema(value_type = Option<serde_json::Value>)]
     pub think: Option<Value>,
 }
 
@@ -271,6 +300,9 @@ pub struct GenerateChunk {
     /// `/api/generate`: a piece of the answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response: Option<String>,
+    /// `/api/generate`: a piece of the reasoning.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<String>,
     /// Whether this is the last chunk.
     pub done: bool,
     /// `stop`, `length`, `load` or `unload`, on the last chunk.

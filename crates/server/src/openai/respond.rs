@@ -10,18 +10,20 @@ use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use perch_engine::generate::{Event, FinishReason, Finished, GeneratedToken};
+use perch_engine::reply::ReplyPart;
 use perch_engine::Engine;
 use serde_json::{json, Value};
 
 use super::logprobs;
 use super::responses::{
     AssistantMessage, ChatChoice, ChatCompletion, ChatCompletionChunk, ChunkChoice, ChunkUsage,
-    Completion, CompletionChoice, Delta,
+    Completion, CompletionChoice, Delta, FunctionDelta, ToolCallDelta,
 };
 use super::run::{self, Running};
-use super::types::{PromptTokensDetails, Usage};
+use super::types::{FunctionCall, MessageToolCall, PromptTokensDetails, Usage};
 use super::validate::ValidRequest;
 use crate::channel_stream::{channel_stream, send_within};
+use crate::reply::{Reply, WholeReply};
 use crate::{ApiError, AppState};
 
 /// Which endpoint is answering.
@@ -66,8 +68,14 @@ impl Family {
     }
 
     /// The whole answer.
-    fn full(self, at: &Envelope, text: String, logprobs: Value, finished: &Finished) -> Value {
-        let finish_reason = finish_reason(finished);
+    fn full(
+        self,
+        at: &Envelope,
+        reply: WholeReply,
+        logprobs: Value,
+        finish_reason: &'static str,
+        finished: &Finished,
+    ) -> Value {
         let body = match self {
             Family::Chat => serde_json::to_value(ChatCompletion {
                 id: at.id.to_owned(),
@@ -78,7 +86,23 @@ impl Family {
                     index: 0,
                     message: AssistantMessage {
                         role: "assistant",
-                        content: text,
+                        content: (reply.calls.is_empty() || !reply.text.is_empty())
+                            .then_some(reply.text),
+                        reasoning_content: (!reply.reasoning.is_empty()).then_some(reply.reasoning),
+                        tool_calls: (!reply.calls.is_empty()).then(|| {
+                            reply
+                                .calls
+                                .into_iter()
+                                .map(|c| MessageToolCall {
+                                    id: c.id,
+                                    kind: "function".into(),
+                                    function: FunctionCall {
+                                        name: c.name,
+                                        arguments: c.arguments,
+                                    },
+                                })
+                                .collect()
+                        }),
                     },
                     logprobs,
                     finish_reason,
@@ -92,7 +116,7 @@ impl Family {
                 model: at.model.to_owned(),
                 choices: vec![CompletionChoice {
                     index: 0,
-                    text,
+                    text: reply.text,
                     logprobs,
                     finish_reason: Some(finish_reason),
                 }],
@@ -116,7 +140,7 @@ impl Family {
                         index: 0,
                         delta: Delta {
                             role: c.first.then_some("assistant"),
-                            content: c.text,
+                            ..c.delta
                         },
                         logprobs: c.logprobs,
                         finish_reason: c.finish_reason,
@@ -133,7 +157,7 @@ impl Family {
                 choices: choice
                     .map(|c| CompletionChoice {
                         index: 0,
-                        text: c.text.unwrap_or_default(),
+                        text: c.delta.content.unwrap_or_default(),
                         logprobs: c.logprobs,
                         finish_reason: c.finish_reason,
                     })
@@ -148,14 +172,64 @@ impl Family {
 
 /// What one stream chunk's choice says.
 struct ChunkParts {
-    text: Option<String>,
+    delta: Delta,
     first: bool,
     logprobs: Value,
     finish_reason: Option<&'static str>,
 }
 
-fn finish_reason(f: &Finished) -> &'static str {
+impl ChunkParts {
+    fn new(delta: Delta) -> Self {
+        ChunkParts {
+            delta,
+            first: false,
+            logprobs: Value::Null,
+            finish_reason: None,
+        }
+    }
+}
+
+/// The stream deltas of reply parts; `calls` counts the calls sent so far.
+fn deltas(parts: Vec<ReplyPart>, calls: &mut usize) -> Vec<Delta> {
+    let mut out = Vec::new();
+    for part in parts {
+        match part {
+            ReplyPart::Text(text) => out.push(Delta {
+                content: Some(text),
+                ..Delta::default()
+            }),
+            ReplyPart::Reasoning(text) => out.push(Delta {
+                reasoning_content: Some(text),
+                ..Delta::default()
+            }),
+            ReplyPart::ToolCall(call) => {
+                let index = *calls;
+                *calls += 1;
+                let piece = |id, kind, name, arguments| Delta {
+                    tool_calls: Some(vec![ToolCallDelta {
+                        index,
+                        id,
+                        kind,
+                        function: FunctionDelta { name, arguments },
+                    }]),
+                    ..Delta::default()
+                };
+                out.push(piece(
+                    Some(call.id),
+                    Some("function"),
+                    Some(call.name),
+                    String::new(),
+                ));
+                out.push(piece(None, None, None, call.arguments));
+            }
+        }
+    }
+    out
+}
+
+fn finish_reason(f: &Finished, reply: &Reply) -> &'static str {
     match f.reason {
+        _ if reply.made_calls() => "tool_calls",
         FinishReason::Length => "length",
         FinishReason::Stop | FinishReason::Cancelled(_) => "stop",
     }
@@ -188,13 +262,13 @@ pub(crate) async fn respond(
     if request.stream {
         Ok(stream(family, request, running, state.limits.write_timeout).into_response())
     } else {
-        Ok(Json(collect(family, &request, running).await?).into_response())
+        Ok(Json(collect(family, request, running).await?).into_response())
     }
 }
 
 async fn collect(
     family: Family,
-    request: &ValidRequest,
+    mut request: ValidRequest,
     mut running: Running,
 ) -> Result<Value, ApiError> {
     let mut text = String::new();
@@ -216,12 +290,14 @@ async fn collect(
                 } else {
                     Value::Null
                 };
+                let reply = WholeReply::read(&mut request.reply, &text);
+                let reason = finish_reason(&finished, &request.reply);
                 let at = Envelope {
                     id: &family.id(),
                     created: created(),
                     model: request.model_name(),
                 };
-                return Ok(family.full(&at, text, lp, &finished));
+                return Ok(family.full(&at, reply, lp, reason, &finished));
             }
         }
     }
@@ -232,7 +308,7 @@ async fn collect(
 
 fn stream(
     family: Family,
-    request: ValidRequest,
+    mut request: ValidRequest,
     mut running: Running,
     write_timeout: Duration,
 ) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>> {
@@ -242,6 +318,7 @@ fn stream(
         // A client that keeps its connection open but reads nothing for `write_timeout`
         // is treated as gone.
         let send = |event: SseEvent| send_within(&tx, event, write_timeout);
+        let mut reply = std::mem::take(&mut request.reply);
         let at = Envelope {
             id: &id,
             created,
@@ -252,14 +329,16 @@ fn stream(
             SseEvent::default().data(family.chunk(&at, choice, usage).to_string())
         };
         let engine = request.engine().clone();
+        let mut calls = 0;
         let mut offset = 0;
         let mut first = true;
         if let Family::Chat = family {
             let opening = ChunkParts {
-                text: Some(String::new()),
                 first: true,
-                logprobs: Value::Null,
-                finish_reason: None,
+                ..ChunkParts::new(Delta {
+                    content: Some(String::new()),
+                    ..Delta::default()
+                })
             };
             if !send(chunk(Some(opening), no_usage())).await {
                 return;
@@ -277,32 +356,47 @@ fn stream(
             let Some(event) = event else { break };
             match event {
                 Ok(Event::Chunk { text, tokens }) => {
-                    if text.is_empty() && request.logprobs.is_none() {
-                        continue;
-                    }
-                    let lp = match request.logprobs {
+                    let mut lp = match request.logprobs {
                         Some(_) => family.logprobs(engine.as_ref(), &tokens, offset),
                         None => Value::Null,
                     };
                     offset += text.len();
-                    let choice = ChunkParts {
-                        text: Some(text),
-                        first,
-                        logprobs: lp,
-                        finish_reason: None,
-                    };
-                    first = false;
-                    if !send(chunk(Some(choice), no_usage())).await {
-                        return;
+                    let mut pieces = deltas(reply.read(&text), &mut calls);
+                    if pieces.is_empty() && !lp.is_null() {
+                        // Log-probabilities of tokens whose text is held back.
+                        pieces.push(Delta {
+                            content: Some(String::new()),
+                            ..Delta::default()
+                        });
+                    }
+                    for delta in pieces {
+                        let choice = ChunkParts {
+                            first,
+                            logprobs: std::mem::take(&mut lp),
+                            ..ChunkParts::new(delta)
+                        };
+                        first = false;
+                        if !send(chunk(Some(choice), no_usage())).await {
+                            return;
+                        }
                     }
                 }
                 Ok(Event::Done(finished)) => {
                     run::log_finished(family.endpoint(), request.model_name(), &finished);
+                    for delta in deltas(reply.finish(), &mut calls) {
+                        let choice = ChunkParts {
+                            first,
+                            ..ChunkParts::new(delta)
+                        };
+                        first = false;
+                        if !send(chunk(Some(choice), no_usage())).await {
+                            return;
+                        }
+                    }
                     let last = ChunkParts {
-                        text: None,
                         first,
-                        logprobs: Value::Null,
-                        finish_reason: Some(finish_reason(&finished)),
+                        finish_reason: Some(finish_reason(&finished, &reply)),
+                        ..ChunkParts::new(Delta::default())
                     };
                     if !send(chunk(Some(last), no_usage())).await {
                         return;

@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::types::Usage;
+use super::types::{MessageToolCall, Usage};
 
 /// `usage` on a stream chunk: absent unless `stream_options.include_usage`, then `null`
 /// on every chunk but the last.
@@ -39,7 +39,7 @@ pub struct ChatChoice {
     /// `{content: [{token, logprob, bytes, top_logprobs}]}` when asked for.
     #[schema(value_type = Option<Object>)]
     pub logprobs: Value,
-    /// `stop` or `length`.
+    /// `stop`, `length` or `tool_calls`.
     pub finish_reason: &'static str,
 }
 
@@ -48,8 +48,14 @@ pub struct ChatChoice {
 pub struct AssistantMessage {
     /// `assistant`.
     pub role: &'static str,
-    /// The text.
-    pub content: String,
+    /// The answer's text; null when the answer is only tool calls.
+    pub content: Option<String>,
+    /// The model's reasoning, apart from the answer (models that think).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
+    /// The calls the model made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<MessageToolCall>>,
 }
 
 /// One server-sent event of a streamed chat (`object: "chat.completion.chunk"`).
@@ -94,6 +100,37 @@ pub struct Delta {
     /// More text.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    /// More reasoning.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
+    /// A call: its id and name first, then its arguments.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCallDelta>>,
+}
+
+/// A piece of a streamed call.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ToolCallDelta {
+    /// Which call of the answer (from 0).
+    pub index: usize,
+    /// The call's id, on its first piece.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// `function`, on its first piece.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
+    /// The name (first piece) or more of the arguments.
+    pub function: FunctionDelta,
+}
+
+/// What a call's piece adds.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FunctionDelta {
+    /// The function's name, on the first piece.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// More of the arguments' JSON text.
+    pub arguments: String,
 }
 
 /// A text completion (`object: "text_completion"`), whole or as one stream chunk.

@@ -117,7 +117,7 @@ pub enum Content {
 }
 
 /// One chat message.
-#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 pub struct Message {
     /// `system`, `developer`, `user`, `assistant` or `tool`.
     #[schema(pattern = "^(system|developer|user|assistant|tool)$")]
@@ -126,6 +126,94 @@ pub struct Message {
     pub content: Option<Content>,
     /// A participant name.
     pub name: Option<String>,
+    /// The calls an assistant message made.
+    pub tool_calls: Option<Vec<MessageToolCall>>,
+    /// On a `tool` message: the id of the call it answers.
+    pub tool_call_id: Option<String>,
+    /// An assistant message's reasoning (given to templates that show past reasoning).
+    pub reasoning_content: Option<String>,
+}
+
+/// A call in an assistant message of the history.
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+pub struct MessageToolCall {
+    /// The call's id, which the `tool` message answering it names.
+    pub id: String,
+    /// `function`.
+    #[serde(rename = "type", default = "function_kind")]
+    #[schema(pattern = "^function$")]
+    pub kind: String,
+    /// The function called.
+    pub function: FunctionCall,
+}
+
+fn function_kind() -> String {
+    "function".into()
+}
+
+/// A function's name and arguments.
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+pub struct FunctionCall {
+    /// The function's name.
+    pub name: String,
+    /// Its arguments: JSON text of an object.
+    pub arguments: String,
+}
+
+/// A tool the model may call.
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+pub struct Tool {
+    /// `function`.
+    #[serde(rename = "type")]
+    #[schema(pattern = "^function$")]
+    pub kind: String,
+    /// The function.
+    pub function: FunctionDefinition,
+}
+
+/// A function's name, description and parameters.
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+pub struct FunctionDefinition {
+    /// Letters, digits, `_` and `-`, at most 64.
+    #[schema(pattern = "^[a-zA-Z0-9_-]{1,64}$")]
+    pub name: String,
+    /// What it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Its parameters, as a JSON Schema object.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub parameters: Option<serde_json::Value>,
+    /// Hold the arguments to the schema exactly.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strict: Option<bool>,
+}
+
+/// `tool_choice`: `none`, `auto`, `required`, or one named function.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ToolChoice {
+    /// `none`, `auto` or `required`.
+    Mode(String),
+    /// `{"type": "function", "function": {"name": …}}`.
+    Named(NamedToolChoice),
+}
+
+/// One function the model must call.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+pub struct NamedToolChoice {
+    /// `function`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Which.
+    pub function: ToolName,
+}
+
+/// A function's name.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+pub struct ToolName {
+    /// The name.
+    pub name: String,
 }
 
 /// `POST /v1/chat/completions`.
@@ -146,9 +234,15 @@ pub struct ChatCompletionRequest {
     #[schema(maximum = 20)]
     #[serde(default, deserialize_with = "super::whole_number::option")]
     pub top_logprobs: Option<u32>,
-    /// Tool definitions, passed to the model's chat template.
-    #[schema(value_type = Option<Vec<Object>>)]
-    pub tools: Option<serde_json::Value>,
+    /// Tools the model may call.
+    pub tools: Option<Vec<Tool>>,
+    /// Whether and which tool to call (default `auto` with tools, `none` without).
+    pub tool_choice: Option<ToolChoice>,
+    /// Allow several calls in one answer (default true); false keeps the first.
+    pub parallel_tool_calls: Option<bool>,
+    /// Variables for the model's chat template, such as `{"enable_thinking": false}`.
+    #[schema(value_type = Option<Object>)]
+    pub chat_template_kwargs: Option<serde_json::Map<String, serde_json::Value>>,
     /// Sampling and streaming fields.
     #[serde(flatten)]
     pub sampling: Sampling,

@@ -4,6 +4,7 @@
 
 use perch_engine::generate::GenerateRequest;
 use perch_engine::sampler::SamplingParams;
+use perch_engine::text::chat_prompt::ChatInput;
 use perch_engine::text::template::ChatMessage;
 
 use std::sync::Arc;
@@ -11,7 +12,10 @@ use std::sync::Arc;
 use perch_engine::Engine;
 use perch_runtime::ModelLease;
 
-use super::types::{ChatCompletionRequest, CompletionRequest, Content, Prompt, Sampling, Stop};
+use super::types::{
+    ChatCompletionRequest, CompletionRequest, Content, Prompt, Sampling, Stop, Tool, ToolChoice,
+};
+use crate::reply::Reply;
 use crate::{ApiError, AppState};
 
 /// A request ready for the engine. It holds its model loaded until it is dropped.
@@ -22,6 +26,8 @@ pub(crate) struct ValidRequest {
     pub include_usage: bool,
     /// Log-probabilities asked for, with this many alternatives.
     pub logprobs: Option<usize>,
+    /// Reads the reply (a chat's: answer, reasoning, tool calls).
+    pub reply: Reply,
 }
 
 impl ValidRequest {
@@ -106,15 +112,36 @@ pub(crate) fn chat(
         if let Some(name) = &m.name {
             message.extra.insert("name".into(), name.clone().into());
         }
+        if let Some(calls) = &m.tool_calls {
+            let calls =
+                serde_json::to_value(calls).map_err(|e| ApiError::internal(e.to_string()))?;
+            message.extra.insert("tool_calls".into(), calls);
+        }
+        if let Some(id) = &m.tool_call_id {
+            message
+                .extra
+                .insert("tool_call_id".into(), id.clone().into());
+        }
+        if let Some(reasoning) = &m.reasoning_content {
+            message
+                .extra
+                .insert("reasoning_content".into(), reasoning.clone().into());
+        }
         messages.push(message);
     }
+    let tools = offered_tools(&body)?;
     let engine = &model.model().engine;
-    let prompt = engine
-        .chat_tokens(&messages, body.tools.as_ref())
-        .map_err(|e| match e {
-            perch_engine::EngineError::Tokenizer(_) => ApiError::from(e),
-            e => ApiError::invalid_field("messages", e.to_string()),
-        })?;
+    let input = ChatInput {
+        messages: &messages,
+        tools: tools.as_ref(),
+        template_kwargs: body.chat_template_kwargs.as_ref(),
+    };
+    let prompt = engine.chat(&input).map_err(|e| match e {
+        perch_engine::EngineError::Tokenizer(_) => ApiError::from(e),
+        e => ApiError::invalid_field("messages", e.to_string()),
+    })?;
+    let reply = Reply::new(prompt.reply, body.parallel_tool_calls == Some(false));
+    let prompt = prompt.tokens;
     let logprobs = match (body.logprobs.unwrap_or(false), body.top_logprobs) {
         (_, Some(n)) if n > 20 => {
             return Err(ApiError::invalid_field(
@@ -132,7 +159,7 @@ pub(crate) fn chat(
         (false, _) => None,
     };
     let max_tokens = body.max_completion_tokens.or(body.sampling.max_tokens);
-    finish(
+    let mut valid = finish(
         state,
         model,
         prompt,
@@ -140,7 +167,84 @@ pub(crate) fn chat(
         &body.sampling,
         max_tokens,
         logprobs,
-    )
+    )?;
+    valid.reply = reply;
+    Ok(valid)
+}
+
+/// Checks each tool: a function with a valid name and an object for parameters.
+pub(crate) fn check_tools(tools: &[Tool]) -> Result<(), ApiError> {
+    for (i, tool) in tools.iter().enumerate() {
+        if tool.kind != "function" {
+            return Err(ApiError::invalid_field(
+                &format!("tools[{i}].type"),
+                format!(
+                    "tools of type {:?} are not supported; use function",
+                    tool.kind
+                ),
+            ));
+        }
+        let name = &tool.function.name;
+        let valid_name = (1..=64).contains(&name.len())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !valid_name {
+            return Err(ApiError::invalid_field(
+                &format!("tools[{i}].function.name"),
+                format!("{name:?} is not a valid function name: use 1–64 letters, digits, _ or -"),
+            ));
+        }
+        if let Some(p) = &tool.function.parameters {
+            if !p.is_object() {
+                return Err(ApiError::invalid_field(
+                    &format!("tools[{i}].function.parameters"),
+                    "parameters must be a JSON Schema object",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The tools the model is offered, as the template takes them: checked, and none when
+/// `tool_choice` is `none`.
+fn offered_tools(body: &ChatCompletionRequest) -> Result<Option<serde_json::Value>, ApiError> {
+    let tools = body.tools.as_deref().unwrap_or_default();
+    check_tools(tools)?;
+    let offered = match &body.tool_choice {
+        None => !tools.is_empty(),
+        Some(ToolChoice::Mode(mode)) => match mode.as_str() {
+            "none" => false,
+            "auto" => true,
+            "required" => {
+                return Err(ApiError::invalid_field(
+                    "tool_choice",
+                    "tool_choice required is not supported yet; use auto",
+                ))
+            }
+            other => {
+                return Err(ApiError::invalid_field(
+                    "tool_choice",
+                    format!(
+                    "unknown tool_choice {other:?}: use none, auto, required or a named function"
+                ),
+                ))
+            }
+        },
+        Some(ToolChoice::Named(_)) => {
+            return Err(ApiError::invalid_field(
+                "tool_choice",
+                "a named tool_choice is not supported yet; use auto",
+            ))
+        }
+    };
+    if !offered || tools.is_empty() {
+        return Ok(None);
+    }
+    serde_json::to_value(tools)
+        .map(Some)
+        .map_err(|e| ApiError::internal(e.to_string()))
 }
 
 pub(crate) fn completion(
@@ -316,5 +420,6 @@ fn finish(
         stream,
         include_usage,
         logprobs,
+        reply: Reply::default(),
     })
 }
