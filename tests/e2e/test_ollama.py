@@ -7,9 +7,11 @@ named, so it pulls its default model (smollm2:135m) from the look-alike. It pass
 PERCH_BASE_URL, PERCH_HUB_URL and PERCH_TOKENIZER_DIR (the MLX folder, for counting tokens
 with transformers).
 """
+import json
 import os
 
 import httpx
+import jsonschema
 import ollama
 import pytest
 from transformers import AutoTokenizer
@@ -126,6 +128,45 @@ def test_control_tokens_written_in_a_message_or_prompt_are_text(client):
         extra = count(untrusted.INJECTION) - count(untrusted.PLAIN)
         assert extra != untrusted.extra_control_tokens(tokenizer)
         assert extra == untrusted.extra_text_tokens(tokenizer)
+
+
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "The weather now in a city.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                   "required": ["city"]}}}
+
+
+def test_chat_with_tools_takes_calls_and_results_in_the_history(client):
+    ask = {"role": "user", "content": "What is the weather in Paris?"}
+    called = {"role": "assistant", "content": "", "tool_calls": [
+        {"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]}
+    result = {"role": "tool", "tool_name": "get_weather", "content": "18 degrees and sunny"}
+    with_tools = client.chat(model=DEFAULT, messages=[ask], tools=[WEATHER],
+                             options={"num_predict": 1})
+    without = client.chat(model=DEFAULT, messages=[ask], options={"num_predict": 1})
+    # The tools are shown to the model (SmolLM2's template has no tools: in the system prompt).
+    assert with_tools.prompt_eval_count > without.prompt_eval_count + 40
+    r = client.chat(model=DEFAULT, messages=[ask, called, result], tools=[WEATHER],
+                    options={**GREEDY, "num_predict": 30})
+    assert r.prompt_eval_count > with_tools.prompt_eval_count
+    assert r.message.content.strip() or r.message.tool_calls
+
+
+def test_format_holds_the_answer_to_a_schema(client):
+    schema = {"type": "object", "required": ["capital", "country"], "additionalProperties": False,
+              "properties": {"capital": {"type": "string", "maxLength": 30},
+                             "country": {"type": "string", "maxLength": 30}}}
+    for seed in range(3):
+        r = client.chat(model=DEFAULT, messages=QUESTION, format=schema,
+                        options={"temperature": 1.0, "seed": seed, "num_predict": 80})
+        jsonschema.validate(json.loads(r.message.content), schema)
+    r = client.generate(model=DEFAULT, prompt="Name a color.", format="json",
+                        options={**GREEDY, "num_predict": 60})
+    assert isinstance(json.loads(r.response), dict)
+    # The client itself refuses such a format; the server is asked directly.
+    refused = httpx.post(f"{BASE}/api/chat", json={
+        "model": DEFAULT, "messages": QUESTION, "format": "yaml"})
+    assert refused.status_code == 400 and "format" in refused.json()["error"]
 
 
 def test_ps_lists_what_is_loaded_and_keep_alive_zero_unloads(client):

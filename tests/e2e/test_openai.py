@@ -10,6 +10,7 @@ import os
 import time
 
 import httpx
+import jsonschema
 import openai
 import pytest
 from transformers import AutoTokenizer
@@ -63,6 +64,95 @@ def test_control_tokens_written_in_a_message_are_text(client, tokenizer, role):
     extra = prompt_tokens(untrusted.INJECTION) - prompt_tokens(untrusted.PLAIN)
     assert extra != untrusted.extra_control_tokens(tokenizer)
     assert extra == untrusted.extra_text_tokens(tokenizer)
+
+
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "The weather now in a city.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 40}},
+                   "required": ["city"], "additionalProperties": False}}}
+CLOCK = {"type": "function", "function": {
+    "name": "get_time", "description": "The time now in a time zone.",
+    "parameters": {"type": "object", "properties": {"zone": {"type": "string", "maxLength": 40}},
+                   "required": ["zone"]}}}
+ASK_WEATHER = [{"role": "user", "content": "What is the weather in Paris?"}]
+
+
+def test_tool_call_round_trip_with_tool_choice_required(client):
+    r = client.chat.completions.create(
+        model=MODEL, messages=ASK_WEATHER, tools=[WEATHER, CLOCK], tool_choice="required",
+        parallel_tool_calls=False, max_tokens=60, temperature=0)
+    choice = r.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.content is None
+    (call,) = choice.message.tool_calls
+    assert call.type == "function" and call.id.startswith("call_")
+    assert call.function.name in ("get_weather", "get_time")
+    arguments = json.loads(call.function.arguments)
+    assert list(arguments) == (["city"] if call.function.name == "get_weather" else ["zone"])
+
+    # The result goes back with the call in the history; the model answers in words.
+    history = ASK_WEATHER + [
+        choice.message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": "18 degrees and sunny"},
+    ]
+    final = client.chat.completions.create(
+        model=MODEL, messages=history, tools=[WEATHER, CLOCK], tool_choice="none",
+        max_tokens=30, temperature=0)
+    assert final.choices[0].message.tool_calls is None
+    assert final.choices[0].message.content.strip()
+    assert final.choices[0].finish_reason in ("stop", "length")
+
+
+def test_streamed_tool_calls_send_id_and_name_then_arguments(client):
+    chunks = list(client.chat.completions.create(
+        model=MODEL, messages=ASK_WEATHER, tools=[WEATHER],
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+        parallel_tool_calls=False, max_tokens=60, temperature=0, stream=True))
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    assert not any(d.content for d in deltas), "no markup in content"
+    pieces = [t for d in deltas for t in (d.tool_calls or [])]
+    assert pieces[0].id.startswith("call_") and pieces[0].function.name == "get_weather"
+    assert all(p.index == 0 for p in pieces) and all(p.id is None for p in pieces[1:])
+    assert "city" in json.loads("".join(p.function.arguments or "" for p in pieces))
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+
+
+def test_json_schema_strict_outputs_validate_over_20_seeds(client):
+    schema = {"type": "object", "additionalProperties": False,
+              "required": ["city", "population", "landmarks"],
+              "properties": {"city": {"type": "string", "maxLength": 30},
+                             "population": {"type": "integer", "minimum": 0},
+                             "landmarks": {"type": "array", "maxItems": 3,
+                                           "items": {"type": "string", "maxLength": 30}}}}
+    for seed in range(20):
+        r = client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "Describe Paris."}], seed=seed,
+            temperature=1.0, max_tokens=150,
+            response_format={"type": "json_schema", "json_schema": {
+                "name": "city", "schema": schema, "strict": True}})
+        assert r.choices[0].finish_reason == "stop", r.choices[0].message.content
+        jsonschema.validate(json.loads(r.choices[0].message.content), schema)
+
+
+def test_json_object_and_format_errors(client):
+    r = client.chat.completions.create(
+        model=MODEL, messages=QUESTION, temperature=0, max_tokens=60,
+        response_format={"type": "json_object"})
+    assert isinstance(json.loads(r.choices[0].message.content), dict)
+    for body, param, says in [
+        ({"response_format": {"type": "yaml"}}, "response_format.type", "yaml"),
+        ({"response_format": {"type": "json_schema", "json_schema": {
+            "name": "x", "schema": {"type": "object", "properties": {
+                "a": {"$ref": "https://example.com/a.json"}}}}}}, "response_format", "example.com"),
+        ({"tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "nope"}}},
+         "tool_choice.function.name", "nope"),
+        ({"tool_choice": "required"}, "tool_choice", "tools"),
+    ]:
+        reply = httpx.post(f"{BASE}/chat/completions", json={
+            "model": MODEL, "messages": QUESTION, **body})
+        assert reply.status_code == 400, reply.text
+        error = reply.json()["error"]
+        assert error["param"] == param and says in error["message"], error
 
 
 def test_streaming_sends_role_deltas_finish_and_usage(client):

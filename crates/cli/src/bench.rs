@@ -1,14 +1,17 @@
 //! `perch bench MODEL`: load time (beside the time to read the files), prefill and decode
 //! speed, the host time spent building each decode step's graph, and memory — what the
 //! planner estimated from the headers beside what MLX and the process measured —
-//! warm-up, then several runs, medians printed.
+//! warm-up, then several runs, medians printed; with `--constrained`, what the token mask of
+//! constrained decoding costs per step.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
+use perch_engine::constrain::{Grammar, Vocabulary};
 use perch_engine::generate::{generate, measure_graph_build, Finished, GenerateRequest};
 use perch_engine::model::Model;
+use perch_engine::reply::ReplySyntax;
 use perch_mlx::memory;
 use perch_runtime::planner::{Budget, Footprint, MemoryPlanner};
 
@@ -29,6 +32,10 @@ pub struct BenchArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also measure constrained decoding: the host time of the token mask per step, beside
+    /// the step itself, writing a fixed-length JSON list under a schema.
+    #[arg(long)]
+    constrained: bool,
 }
 
 /// Runs the benchmark.
@@ -96,6 +103,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         .collect();
     idle.sort_by(f64::total_cmp);
     let idle_ms = idle[idle.len() / 2];
+    let constrained = if args.constrained {
+        Some(measure_constrained(&model, &request, args.runs)?)
+    } else {
+        None
+    };
     if args.json {
         let line = serde_json::json!({
             "load_s": load_s,
@@ -109,6 +121,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             "graph_build_ms_per_token": build_ms,
             "graph_build_idle_ms": idle_ms,
             "peak_memory_mb": peak_mb,
+            "constrained_decode_tok_s": constrained.as_ref().map(|c| c.decode_tok_s),
+            "mask_ms_per_token": constrained.as_ref().map(|c| c.mask_ms),
+            "mask_share_of_step": constrained.as_ref().map(|c| c.mask_share),
         });
         println!("{line}");
     } else {
@@ -140,6 +155,17 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!(
             "                 {idle_ms:.3} ms per decode step (host, device idle; median of 32)"
         );
+        if let Some(c) = &constrained {
+            println!(
+                "constrained      {:.1} tok/s ({} tokens of a JSON list under a schema)",
+                c.decode_tok_s, c.tokens
+            );
+            println!(
+                "                 mask {:.3} ms per token (host): {:.1}% of a constrained step",
+                c.mask_ms,
+                c.mask_share * 100.0
+            );
+        }
         println!("peak memory      {peak_mb:.1} MB (MLX allocator)");
         println!(
             "planned          {:.1} MB weights from the headers; loaded: {:.1} MB (MLX), {:.1} MB \
@@ -163,6 +189,74 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// What constrained decoding costs: its speed, and the mask's host time per token.
+struct ConstrainedRun {
+    tokens: usize,
+    decode_tok_s: f64,
+    mask_ms: f64,
+    mask_share: f64,
+}
+
+/// Runs `runs` generations (after a warm-up) held to a schema of exactly 20 records, so
+/// every run writes about as many tokens, and takes the medians.
+fn measure_constrained(
+    model: &Model,
+    request: &GenerateRequest,
+    runs: usize,
+) -> anyhow::Result<ConstrainedRun> {
+    let schema = serde_json::json!({
+        "type": "array", "minItems": 20, "maxItems": 20,
+        "items": {
+            "type": "object", "additionalProperties": false, "required": ["name", "age"],
+            "properties": {
+                "name": {"type": "string", "maxLength": 12},
+                "age": {"type": "integer", "minimum": 0, "maximum": 120},
+            },
+        },
+    });
+    let eos = *model
+        .eos_token_ids
+        .first()
+        .context("the model has no end-of-sequence token")?;
+    let vocabulary = Vocabulary::new(&model.tokenizer, eos)?;
+    let syntax = ReplySyntax::detect(model.chat_template.as_ref().map(|t| t.source()), |token| {
+        model.tokenizer.token_id(token).is_some()
+    });
+    let mut measured = Vec::new();
+    for i in 0..=runs {
+        eprint!("\rconstrained run {i}/{runs} …");
+        let constraint = vocabulary.compile(
+            &Grammar::JsonSchema(schema.clone()),
+            syntax.tools,
+            |token| model.tokenizer.token_id(token),
+        )?;
+        let constrained = GenerateRequest {
+            max_tokens: 600,
+            ignore_eos: false,
+            constraint: Some(constraint),
+            ..request.clone()
+        };
+        let finished = generate(model, &constrained, Instant::now(), &|| false, |_| true)?;
+        if i > 0 {
+            measured.push(finished);
+        }
+    }
+    eprintln!("\r{:40}", "");
+    let median = |f: &dyn Fn(&Finished) -> f64| {
+        let mut v: Vec<f64> = measured.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let step_s = |f: &Finished| f.decode_time.as_secs_f64() / (f.completion_tokens - 1) as f64;
+    let mask_s = |f: &Finished| f.constraint_time.as_secs_f64() / f.completion_tokens as f64;
+    Ok(ConstrainedRun {
+        tokens: median(&|f| f.completion_tokens as f64) as usize,
+        decode_tok_s: median(&|f| 1.0 / step_s(f)),
+        mask_ms: median(&|f| mask_s(f) * 1e3),
+        mask_share: median(&|f| mask_s(f) / step_s(f)),
+    })
 }
 
 /// Seconds to read every file of the model at `path` once, start to end.

@@ -10,11 +10,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::config::ModelConfig;
+use crate::constrain::{Constraint, Grammar, Vocabulary};
 use crate::generate::{self, Event, FinishReason, Finished, GenerateRequest, Phase};
 use crate::job_queue::{Job, JobQueue};
 use crate::model::Model;
@@ -57,6 +58,9 @@ pub trait Engine: Send + Sync {
     /// Control tokens come only from the template: written in a message or a tool, they
     /// are text.
     fn chat(&self, input: &ChatInput<'_>) -> Result<ChatPrompt>;
+    /// `grammar` compiled for this model, for [`GenerateRequest::constraint`]; an invalid
+    /// request (saying why) when the grammar cannot be held to.
+    fn constrain(&self, grammar: &Grammar) -> Result<Constraint>;
     /// Starts generating; events arrive on the returned stream. Dropping the stream
     /// cancels the generation at its next step.
     fn generate(&self, request: GenerateRequest) -> Result<GenerationStream>;
@@ -118,6 +122,8 @@ impl Drop for GenerationStream {
 struct TextSide {
     tokenizer: crate::text::tokenizer::Tokenizer,
     chat_template: Option<crate::text::template::ChatTemplate>,
+    /// Built on the first constrained request.
+    vocabulary: OnceLock<std::result::Result<Vocabulary, String>>,
 }
 
 /// An MLX model on its own thread. Requests queue and run one after another.
@@ -172,6 +178,7 @@ impl MlxEngine {
                 let text = TextSide {
                     tokenizer: model.tokenizer.clone(),
                     chat_template: model.chat_template.clone(),
+                    vocabulary: OnceLock::new(),
                 };
                 if ready_tx.send(Ok((info, text))).is_err() {
                     return;
@@ -257,6 +264,24 @@ impl Engine for MlxEngine {
             syntax: self.info.reply_syntax,
         }
         .prompt(input)
+    }
+
+    fn constrain(&self, grammar: &Grammar) -> Result<Constraint> {
+        let tokenizer = &self.text.tokenizer;
+        let vocabulary = self.text.vocabulary.get_or_init(|| {
+            let eos = *self
+                .info
+                .eos_token_ids
+                .first()
+                .ok_or("this model has no end-of-sequence token")?;
+            Vocabulary::new(tokenizer, eos).map_err(|e| e.to_string())
+        });
+        let vocabulary = vocabulary
+            .as_ref()
+            .map_err(|e| EngineError::Tokenizer(e.clone()))?;
+        vocabulary.compile(grammar, self.info.reply_syntax.tools, |token| {
+            tokenizer.token_id(token)
+        })
     }
 
     fn kv_bytes_in_use(&self) -> usize {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use perch_mlx::Array;
 
 use crate::batch::BatchLayout;
+use crate::constrain::Constraint;
 use crate::kv_cache::LayerCache;
 use crate::model::Model;
 use crate::prefill_pacer::PrefillPacer;
@@ -36,6 +37,8 @@ pub struct GenerateRequest {
     /// server counts its wait for the model to load); time to first token and queue time
     /// count from here.
     pub arrived: Option<Instant>,
+    /// What the output must be (see [`crate::constrain`]).
+    pub constraint: Option<Constraint>,
 }
 
 /// A token's log-probability and its most likely alternatives.
@@ -112,6 +115,8 @@ pub struct Finished {
     pub graph_build_time: Duration,
     /// Decode steps whose graphs were built.
     pub decode_steps: usize,
+    /// Host time spent computing a constraint's masks.
+    pub constraint_time: Duration,
 }
 
 /// What a generation streams.
@@ -168,6 +173,14 @@ pub fn generate(
     }
     let max_tokens = request.max_tokens.min(context - request.prompt.len());
     let mut sampler = Sampler::new(request.sampling.clone(), vocab, &request.prompt)?;
+    let mut constraint = match &request.constraint {
+        Some(c) => {
+            let mut active = c.start(vocab)?;
+            sampler.mask_next(active.mask()?);
+            Some(active)
+        }
+        None => None,
+    };
     let mut cache = transformer.new_cache();
     let layout = BatchLayout::unpadded(1);
 
@@ -205,8 +218,9 @@ pub fn generate(
             break;
         }
         // Queue the next step before waiting for this one, so graph building overlaps
-        // computation.
-        let next = if generated + 1 < max_tokens {
+        // computation. A constrained step cannot start before its mask, which needs
+        // this step's token.
+        let mut next = if constraint.is_none() && generated + 1 < max_tokens {
             let built = Instant::now();
             let next = decode_step(model, &step.tokens, &mut cache, &layout, &mut sampler)?;
             graph_build_time += built.elapsed();
@@ -223,6 +237,22 @@ pub fn generate(
             // Counted (as OpenAI counts it) but never shown.
             reason = FinishReason::Stop;
             break;
+        }
+        if let Some(active) = &mut constraint {
+            active.accept(token.id)?;
+            if generated < max_tokens {
+                sampler.mask_next(active.mask()?);
+                let built = Instant::now();
+                next = Some(decode_step(
+                    model,
+                    &step.tokens,
+                    &mut cache,
+                    &layout,
+                    &mut sampler,
+                )?);
+                graph_build_time += built.elapsed();
+                decode_steps += 1;
+            }
         }
         let delta = detokenizer.push(&model.tokenizer, token.id)?;
         let (text, stopped) = match stops.push(&delta) {
@@ -274,6 +304,7 @@ pub fn generate(
         decode_time: first.elapsed(),
         graph_build_time,
         decode_steps,
+        constraint_time: constraint.map_or(Duration::ZERO, |c| c.mask_time),
     };
     emit(Event::Done(finished.clone()));
     Ok(finished)
@@ -313,6 +344,7 @@ pub fn cancelled_summary(
         decode_time: Duration::ZERO,
         graph_build_time: Duration::ZERO,
         decode_steps: 0,
+        constraint_time: Duration::ZERO,
     }
 }
 

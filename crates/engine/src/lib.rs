@@ -12,6 +12,7 @@
 pub mod batch;
 pub mod buffer_cache;
 pub mod config;
+pub mod constrain;
 pub mod engine;
 mod error;
 pub mod format;

@@ -1,5 +1,5 @@
-//! Turning logits into the next token, on the device: logit bias, repetition / presence /
-//! frequency penalties, then top-k, top-p and min-p filtering, then greedy choice
+//! Turning logits into the next token, on the device: logit bias, a constraint's mask,
+//! repetition / presence / frequency penalties, then top-k, top-p and min-p filtering, then greedy choice
 //! (temperature 0) or a draw at the given temperature from a seeded key. Log-probabilities
 //! of the chosen token and its top alternatives come from the model's unmodified
 //! distribution.
@@ -104,6 +104,8 @@ pub struct Sampler {
     /// Occurrences of each token in the generated text, for presence/frequency penalties.
     counts: Option<Array>,
     vocab_ids: Option<Array>,
+    /// Added to the logits at the next step only (a constraint's mask).
+    mask: Option<Array>,
 }
 
 impl Sampler {
@@ -153,7 +155,13 @@ impl Sampler {
             seen,
             counts,
             vocab_ids,
+            mask: None,
         })
+    }
+
+    /// Restricts the next step to the tokens where `mask` (`[1, vocab]`, 0 or −∞) is 0.
+    pub fn mask_next(&mut self, mask: Array) {
+        self.mask = Some(mask);
     }
 
     /// Records the token just generated (`[1]`, lazy) for the penalties.
@@ -209,11 +217,14 @@ impl Sampler {
         })
     }
 
-    /// Bias and penalties.
-    fn process(&self, mut logits: Array) -> Result<Array> {
+    /// Bias, penalties and the mask.
+    fn process(&mut self, mut logits: Array) -> Result<Array> {
         let p = &self.params;
         if let Some(bias) = &self.bias {
             logits = logits.add(bias)?;
+        }
+        if let Some(mask) = self.mask.take() {
+            logits = logits.add(&mask)?;
         }
         if let Some(seen) = &self.seen {
             let penalty = Array::scalar(p.repetition_penalty);

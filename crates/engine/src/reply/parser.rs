@@ -112,7 +112,11 @@ impl ReplyParser {
         match self.state {
             State::Text => self.text(&mut out, &rest, true),
             State::Reasoning => self.reasoning(&mut out, rest.trim_end()),
-            State::Call => self.calls_or_text(&mut out, CALL, &rest, parse_json_calls),
+            // Cut off before its closing marker (by the end-of-turn token or the token
+            // limit): a call if what is there parses.
+            State::Call => self.calls_or_text(&mut out, CALL, &rest, |s| {
+                parse_json_calls(without_partial(s.trim_end(), END_CALL))
+            }),
             State::Trailing => {
                 let opened_by = self.opened_by;
                 let syntax = self.syntax.tools;
@@ -317,6 +321,14 @@ fn held_back_with_space(text: &str, markers: &[&str]) -> usize {
         .unwrap_or(0);
     let before = &text[..text.len() - partial];
     partial + before.len() - before.trim_end().len()
+}
+
+/// `text` without an unfinished `marker` at its end.
+fn without_partial<'a>(text: &'a str, marker: &str) -> &'a str {
+    (1..marker.len())
+        .rev()
+        .find(|&n| text.ends_with(&marker[..n]))
+        .map_or(text, |n| &text[..text.len() - n])
 }
 
 /// Calls written as JSON: one object, a list, or several separated by whitespace, commas
@@ -620,13 +632,18 @@ mod tests {
 
     #[test]
     fn an_unclosed_hermes_call_that_parses_is_a_call() {
-        // Small models often end with their end-of-turn token before </tool_call>.
-        let reply = "<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": 1}}\n";
-        let parts = parse_all_ways(syntax(ToolSyntax::Hermes, false), reply);
-        assert_eq!(
-            calls(&parts),
-            vec![("f".to_owned(), serde_json::json!({"a": 1}))]
-        );
+        // Small models often end with their end-of-turn token before </tool_call>, or run
+        // out of tokens in the middle of it.
+        for reply in [
+            "<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": 1}}\n",
+            "<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": 1}}\n</tool_ca",
+        ] {
+            let parts = parse_all_ways(syntax(ToolSyntax::Hermes, false), reply);
+            assert_eq!(
+                calls(&parts),
+                vec![("f".to_owned(), serde_json::json!({"a": 1}))]
+            );
+        }
     }
 
     #[test]

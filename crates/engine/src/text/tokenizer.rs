@@ -69,6 +69,18 @@ impl Tokenizer {
         Ok(encoding.get_ids().to_vec())
     }
 
+    /// Token ids of `text` with every added token in it read as text.
+    pub fn encode_text(&self, text: &str) -> Result<Vec<u32>> {
+        let mut ids = Vec::new();
+        self.encode_piece(text, 0, &mut ids)?;
+        Ok(ids)
+    }
+
+    /// The `tokenizer.json` this tokenizer reads (with the reply markers not special).
+    pub fn to_json(&self) -> Result<String> {
+        self.inner.to_string(false).map_err(tokenizer_error)
+    }
+
     /// `text` (a message's content, a tool result…) made ready for a chat template: added
     /// tokens written in it will be tokenized as text by [`Self::encode_chat`].
     pub fn defuse(&self, text: &str) -> String {

@@ -23,8 +23,8 @@ use super::{ndjson, rfc3339};
 use crate::channel_stream::{channel_stream, send_within};
 use crate::extract::JsonBody;
 use crate::openai::types::{
-    ChatCompletionRequest, CompletionRequest, Content, FunctionCall as OpenAiFunctionCall, Message,
-    MessageToolCall, Prompt, Sampling, Stop,
+    ChatCompletionRequest, CompletionRequest, Content, FunctionCall as OpenAiFunctionCall,
+    JsonSchemaFormat, Message, MessageToolCall, Prompt, ResponseFormat, Sampling, Stop,
 };
 use crate::openai::{run, validate};
 use crate::{ApiError, AppState};
@@ -121,7 +121,7 @@ pub(crate) async fn chat(
     JsonBody(body): JsonBody<ChatRequest>,
 ) -> Result<Response, ApiError> {
     let arrived = Instant::now();
-    refuse_format(body.format.as_ref())?;
+    let format = response_format(body.format.as_ref())?;
     if body.messages.iter().any(|m| m.images.is_some()) {
         return Err(unsupported(
             "images",
@@ -146,6 +146,7 @@ pub(crate) async fn chat(
         tools: body.tools,
         tool_choice: None,
         parallel_tool_calls: None,
+        response_format: format,
         chat_template_kwargs: template_kwargs,
         sampling: sampling(body.options.unwrap_or_default(), stream),
     };
@@ -173,7 +174,7 @@ pub(crate) async fn generate(
     JsonBody(body): JsonBody<GenerateRequest>,
 ) -> Result<Response, ApiError> {
     let arrived = Instant::now();
-    refuse_format(body.format.as_ref())?;
+    let format = response_format(body.format.as_ref())?;
     let refused = [
         (
             "suffix",
@@ -216,7 +217,19 @@ pub(crate) async fn generate(
             echo: None,
             sampling,
         };
-        validate::off_runtime(&state, move |s| validate::completion(s, lease, openai)).await?
+        let grammar = format
+            .as_ref()
+            .map(validate::response_grammar)
+            .transpose()?
+            .flatten();
+        validate::off_runtime(&state, move |s| {
+            let mut request = validate::completion(s, lease, openai)?;
+            if let Some(grammar) = &grammar {
+                validate::constrain(&mut request, "format", grammar)?;
+            }
+            Ok(request)
+        })
+        .await?
     } else {
         let mut messages = Vec::new();
         if let Some(system) = body.system {
@@ -240,6 +253,7 @@ pub(crate) async fn generate(
             tools: None,
             tool_choice: None,
             parallel_tool_calls: None,
+            response_format: format,
             chat_template_kwargs: template_kwargs,
             sampling,
         };
@@ -286,9 +300,9 @@ fn sampling(o: Options, stream: bool) -> Sampling {
     Sampling {
         temperature: Some(o.temperature.unwrap_or(0.8)),
         top_p: Some(o.top_p.unwrap_or(0.9)),
-        top_k: Some(o.top_k.unwrap_or(40)),
+        top_k: Some(o.top_k.unwrap_or(40).max(0).unsigned_abs()),
         min_p: o.min_p,
-        seed: o.seed,
+        seed: o.seed.and_then(|s| u64::try_from(s).ok()),
         stop: o.stop.map(Stop::Many),
         max_tokens: o
             .num_predict
@@ -306,15 +320,29 @@ fn keep_alive(value: Option<&Value>) -> Result<Option<KeepAlive>, ApiError> {
     KeepAlive::from_field(value).map_err(|m| ApiError::invalid_field("keep_alive", m))
 }
 
-fn refuse_format(format: Option<&Value>) -> Result<(), ApiError> {
-    match format {
-        None | Some(Value::Null) => Ok(()),
-        Some(Value::String(s)) if s.is_empty() => Ok(()),
-        Some(_) => Err(unsupported(
-            "format",
-            "structured output (format) is not supported yet",
-        )),
-    }
+/// Ollama's `format` (`"json"` or a JSON schema) as OpenAI's `response_format`.
+fn response_format(format: Option<&Value>) -> Result<Option<ResponseFormat>, ApiError> {
+    let (kind, schema) = match format {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) if s.is_empty() => return Ok(None),
+        Some(Value::String(s)) if s == "json" => ("json_object", None),
+        Some(schema @ Value::Object(_)) => ("json_schema", Some(schema.clone())),
+        Some(other) => {
+            return Err(unsupported(
+                "format",
+                &format!("format must be \"json\" or a JSON schema object, not {other}"),
+            ))
+        }
+    };
+    Ok(Some(ResponseFormat {
+        kind: kind.into(),
+        json_schema: schema.map(|schema| JsonSchemaFormat {
+            name: None,
+            description: None,
+            schema: Some(schema),
+            strict: None,
+        }),
+    }))
 }
 
 fn unsupported(field: &str, message: &str) -> ApiError {

@@ -46,12 +46,12 @@ pub struct Options {
     pub temperature: Option<f32>,
     /// Nucleus sampling (default 0.9).
     pub top_p: Option<f32>,
-    /// Keep the k likeliest tokens (default 40).
-    pub top_k: Option<u32>,
+    /// Keep the k likeliest tokens (default 40; 0 or less: all).
+    pub top_k: Option<i32>,
     /// Minimum probability relative to the likeliest token.
     pub min_p: Option<f32>,
-    /// Random seed.
-    pub seed: Option<u64>,
+    /// Random seed (negative: a fresh one).
+    pub seed: Option<i64>,
     /// Most tokens to generate; -1 or -2: as many as the context allows.
     pub num_predict: Option<i64>,
     /// Stop sequences.
@@ -121,7 +121,7 @@ pub struct ChatRequest {
     pub messages: Vec<ChatMessage>,
     /// Stream NDJSON chunks (default true).
     pub stream: Option<bool>,
-    /// Structured output (not supported yet).
+    /// `"json"`, or a JSON schema: the answer is held to it by constrained decoding.
     #[schema(value_type = Option<Object>)]
     pub format: Option<Value>,
     /// Sampling options.
@@ -152,7 +152,7 @@ pub struct GenerateRequest {
     pub raw: Option<bool>,
     /// Stream NDJSON chunks (default true).
     pub stream: Option<bool>,
-    /// Structured output (not supported yet).
+    /// `"json"`, or a JSON schema: the answer is held to it by constrained decoding.
     #[schema(value_type = Option<Object>)]
     pub format: Option<Value>,
     /// Sampling options.

@@ -209,6 +209,31 @@ pub struct NamedToolChoice {
     pub function: ToolName,
 }
 
+/// `response_format`.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+pub struct ResponseFormat {
+    /// `text`, `json_object` or `json_schema`.
+    #[serde(rename = "type")]
+    #[schema(pattern = "^(text|json_object|json_schema)$")]
+    pub kind: String,
+    /// With `json_schema`: the schema.
+    pub json_schema: Option<JsonSchemaFormat>,
+}
+
+/// `response_format.json_schema`.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+pub struct JsonSchemaFormat {
+    /// The schema's name.
+    pub name: Option<String>,
+    /// What it is for.
+    pub description: Option<String>,
+    /// The JSON Schema the answer must match.
+    #[schema(value_type = Object)]
+    pub schema: Option<serde_json::Value>,
+    /// Accepted; Perch always holds the answer to the schema.
+    pub strict: Option<bool>,
+}
+
 /// A function's name.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 pub struct ToolName {
@@ -240,6 +265,9 @@ pub struct ChatCompletionRequest {
     pub tool_choice: Option<ToolChoice>,
     /// Allow several calls in one answer (default true); false keeps the first.
     pub parallel_tool_calls: Option<bool>,
+    /// `text` (the default), `json_object`, or `json_schema` with a schema: the answer is
+    /// held to it by constrained decoding.
+    pub response_format: Option<ResponseFormat>,
     /// Variables for the model's chat template, such as `{"enable_thinking": false}`.
     #[schema(value_type = Option<Object>)]
     pub chat_template_kwargs: Option<serde_json::Map<String, serde_json::Value>>,

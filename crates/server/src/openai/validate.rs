@@ -2,6 +2,7 @@
 //! model resolved, fields range-checked (each error names its field), prompt rendered and
 //! tokenized, limits applied. Everything downstream takes the valid type.
 
+use perch_engine::constrain::{Grammar, ToolSpec};
 use perch_engine::generate::GenerateRequest;
 use perch_engine::sampler::SamplingParams;
 use perch_engine::text::chat_prompt::ChatInput;
@@ -13,7 +14,8 @@ use perch_engine::Engine;
 use perch_runtime::ModelLease;
 
 use super::types::{
-    ChatCompletionRequest, CompletionRequest, Content, Prompt, Sampling, Stop, Tool, ToolChoice,
+    ChatCompletionRequest, CompletionRequest, Content, Prompt, ResponseFormat, Sampling, Stop,
+    Tool, ToolChoice,
 };
 use crate::reply::Reply;
 use crate::{ApiError, AppState};
@@ -131,6 +133,7 @@ pub(crate) fn chat(
     }
     let tools = offered_tools(&body)?;
     let engine = &model.model().engine;
+    let grammar = chat_grammar(&body)?;
     let input = ChatInput {
         messages: &messages,
         tools: tools.as_ref(),
@@ -169,7 +172,113 @@ pub(crate) fn chat(
         logprobs,
     )?;
     valid.reply = reply;
+    if let Some((field, grammar)) = grammar {
+        constrain(&mut valid, field, &grammar)?;
+    }
     Ok(valid)
+}
+
+/// What a chat's answer must be, and the field that asks for it: the calls `tool_choice`
+/// forces, else `response_format`'s JSON.
+fn chat_grammar(body: &ChatCompletionRequest) -> Result<Option<(&'static str, Grammar)>, ApiError> {
+    let tools = body.tools.as_deref().unwrap_or_default();
+    let forced: Option<Vec<&Tool>> = match &body.tool_choice {
+        Some(ToolChoice::Mode(mode)) if mode == "required" => Some(tools.iter().collect()),
+        Some(ToolChoice::Named(named)) => {
+            if named.kind != "function" {
+                return Err(ApiError::invalid_field(
+                    "tool_choice.type",
+                    format!(
+                        "tool_choice of type {:?} is not supported; use function",
+                        named.kind
+                    ),
+                ));
+            }
+            let name = &named.function.name;
+            let tool = tools
+                .iter()
+                .find(|t| &t.function.name == name)
+                .ok_or_else(|| {
+                    ApiError::invalid_field(
+                        "tool_choice.function.name",
+                        format!("tool_choice names {name:?}, which is not among the tools"),
+                    )
+                })?;
+            Some(vec![tool])
+        }
+        _ => None,
+    };
+    if let Some(forced) = forced {
+        if forced.is_empty() {
+            return Err(ApiError::invalid_field(
+                "tool_choice",
+                "tool_choice required needs tools to choose from",
+            ));
+        }
+        let tools = forced
+            .into_iter()
+            .map(|t| ToolSpec {
+                name: t.function.name.clone(),
+                parameters: t.function.parameters.clone(),
+            })
+            .collect();
+        let parallel = body.parallel_tool_calls != Some(false);
+        return Ok(Some((
+            "tool_choice",
+            Grammar::ToolCalls { tools, parallel },
+        )));
+    }
+    Ok(body
+        .response_format
+        .as_ref()
+        .map(response_grammar)
+        .transpose()?
+        .flatten()
+        .map(|grammar| ("response_format", grammar)))
+}
+
+/// The grammar `response_format` asks for (none for `text`).
+pub(crate) fn response_grammar(format: &ResponseFormat) -> Result<Option<Grammar>, ApiError> {
+    let grammar = match format.kind.as_str() {
+        "text" => return Ok(None),
+        "json_object" => Grammar::JsonObject,
+        "json_schema" => {
+            let schema = format
+                .json_schema
+                .as_ref()
+                .and_then(|j| j.schema.clone())
+                .ok_or_else(|| {
+                    ApiError::invalid_field(
+                        "response_format.json_schema.schema",
+                        "json_schema needs a schema",
+                    )
+                })?;
+            Grammar::JsonSchema(schema)
+        }
+        other => {
+            return Err(ApiError::invalid_field(
+                "response_format.type",
+                format!(
+                    "unknown response_format type {other:?}: use text, json_object or json_schema"
+                ),
+            ))
+        }
+    };
+    Ok(Some(grammar))
+}
+
+/// Holds `request`'s output to `grammar`, which `field` asked for.
+pub(crate) fn constrain(
+    request: &mut ValidRequest,
+    field: &str,
+    grammar: &Grammar,
+) -> Result<(), ApiError> {
+    let constraint = request
+        .engine()
+        .constrain(grammar)
+        .map_err(|e| ApiError::invalid_field(field, e.to_string()))?;
+    request.generate.constraint = Some(constraint);
+    Ok(())
 }
 
 /// Checks each tool: a function with a valid name and an object for parameters.
@@ -217,12 +326,7 @@ fn offered_tools(body: &ChatCompletionRequest) -> Result<Option<serde_json::Valu
         Some(ToolChoice::Mode(mode)) => match mode.as_str() {
             "none" => false,
             "auto" => true,
-            "required" => {
-                return Err(ApiError::invalid_field(
-                    "tool_choice",
-                    "tool_choice required is not supported yet; use auto",
-                ))
-            }
+            "required" => true,
             other => {
                 return Err(ApiError::invalid_field(
                     "tool_choice",
@@ -232,12 +336,7 @@ fn offered_tools(body: &ChatCompletionRequest) -> Result<Option<serde_json::Valu
                 ))
             }
         },
-        Some(ToolChoice::Named(_)) => {
-            return Err(ApiError::invalid_field(
-                "tool_choice",
-                "a named tool_choice is not supported yet; use auto",
-            ))
-        }
+        Some(ToolChoice::Named(_)) => true,
     };
     if !offered || tools.is_empty() {
         return Ok(None);
@@ -416,6 +515,7 @@ fn finish(
             stop,
             ignore_eos: false,
             arrived: None,
+            constraint: None,
         },
         stream,
         include_usage,

@@ -1,0 +1,81 @@
+//! A compiled constraint travelling with its request, and the same constraint at work in a
+//! generation: the mask for the next step, and the chosen token fed back.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use llguidance::Matcher;
+use perch_mlx::Array;
+
+use crate::{EngineError, Result};
+
+/// A grammar compiled for one request (see [`crate::Engine::constrain`]). Cloning shares
+/// it; the generation that starts first takes it.
+#[derive(Clone)]
+pub struct Constraint(Arc<Mutex<Option<Matcher>>>);
+
+impl std::fmt::Debug for Constraint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Constraint")
+    }
+}
+
+impl Constraint {
+    pub(crate) fn new(matcher: Matcher) -> Constraint {
+        Constraint(Arc::new(Mutex::new(Some(matcher))))
+    }
+
+    /// The matcher, for a generation over `logits_width` logits; an error if another
+    /// generation already took it.
+    pub(crate) fn start(&self, logits_width: usize) -> Result<ActiveConstraint> {
+        let matcher = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .ok_or_else(|| EngineError::InvalidRequest("a constraint serves one request".into()))?;
+        Ok(ActiveConstraint {
+            matcher,
+            logits_width,
+            mask_time: Duration::ZERO,
+        })
+    }
+}
+
+/// A constraint at work in one generation.
+pub(crate) struct ActiveConstraint {
+    matcher: Matcher,
+    logits_width: usize,
+    /// Host time spent computing masks.
+    pub mask_time: Duration,
+}
+
+impl ActiveConstraint {
+    /// The additive mask for the next token: `[1, logits_width]`, 0 where allowed and −∞
+    /// elsewhere (logits past the tokenizer's vocabulary are never allowed).
+    pub fn mask(&mut self) -> Result<Array> {
+        let started = Instant::now();
+        let allowed = self
+            .matcher
+            .compute_mask_or_eos()
+            .map_err(|e| EngineError::InvalidRequest(format!("the output constraint: {e}")))?;
+        let mut mask = vec![f32::NEG_INFINITY; self.logits_width];
+        allowed.iter_set_entries(|id| {
+            if let Some(slot) = mask.get_mut(id) {
+                *slot = 0.0;
+            }
+        });
+        self.mask_time += started.elapsed();
+        Ok(Array::from_slice(&mask, &[1, self.logits_width as i32])?)
+    }
+
+    /// Feeds the chosen token; an end-of-sequence token the constraint allowed ends it.
+    pub fn accept(&mut self, token: u32) -> Result<()> {
+        if self.matcher.is_stopped() {
+            return Ok(());
+        }
+        self.matcher
+            .consume_token(token)
+            .map_err(|e| EngineError::InvalidRequest(format!("the output constraint: {e}")))
+    }
+}

@@ -1,0 +1,154 @@
+//! Constrained decoding on the real SmolLM2: sampled at temperature 1 over several seeds,
+//! the output always parses and holds to its schema, tool calls always read back as calls
+//! of the offered tools, and a schema the constraint cannot hold to is refused with its
+//! reason before anything runs.
+
+mod common;
+
+use common::test_model;
+use perch_engine::constrain::{Grammar, ToolSpec};
+use perch_engine::generate::{Event, GenerateRequest};
+use perch_engine::reply::{ReplyPart, ToolSyntax};
+use perch_engine::sampler::SamplingParams;
+use perch_engine::text::chat_prompt::ChatInput;
+use perch_engine::text::template::ChatMessage;
+use perch_engine::{Engine, EngineError, MlxEngine};
+use serde_json::{json, Value};
+use std::sync::OnceLock;
+
+fn engine() -> &'static MlxEngine {
+    static ENGINE: OnceLock<MlxEngine> = OnceLock::new();
+    ENGINE.get_or_init(|| MlxEngine::load(&test_model()).expect("SmolLM2 loads"))
+}
+
+/// Samples an answer to `question` under `grammar` with `seed` (greedy when `None`); its
+/// text.
+fn sample(question: &str, grammar: &Grammar, seed: Option<u64>) -> String {
+    let e = engine();
+    let prompt = e
+        .chat(&ChatInput::messages(&[ChatMessage::new("user", question)]))
+        .unwrap();
+    let request = GenerateRequest {
+        prompt: prompt.tokens,
+        sampling: SamplingParams {
+            temperature: if seed.is_some() { 1.0 } else { 0.0 },
+            seed,
+            ..Default::default()
+        },
+        max_tokens: 200,
+        constraint: Some(e.constrain(grammar).unwrap()),
+        ..Default::default()
+    };
+    let mut text = String::new();
+    for event in e.generate(request).unwrap() {
+        match event.unwrap() {
+            Event::Chunk { text: t, .. } => text.push_str(&t),
+            Event::Done(done) => assert!(done.constraint_time > std::time::Duration::ZERO),
+        }
+    }
+    text
+}
+
+#[test]
+fn sampled_output_always_holds_to_the_schema() {
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "maxLength": 20},
+            "age": {"type": "integer", "minimum": 0, "maximum": 150},
+            "pets": {"type": "array", "items": {"enum": ["cat", "dog", "fish"]}, "maxItems": 3},
+        },
+        "required": ["name", "age", "pets"],
+        "additionalProperties": false,
+    });
+    for seed in 0..5 {
+        let text = sample(
+            "Describe a person as JSON.",
+            &Grammar::JsonSchema(schema.clone()),
+            Some(seed),
+        );
+        let value: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        let keys: Vec<&String> = value.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["name", "age", "pets"], "{text}");
+        assert!(value["name"].as_str().unwrap().chars().count() <= 20);
+        assert!(
+            (0..=150).contains(&value["age"].as_i64().unwrap()),
+            "{text}"
+        );
+        for pet in value["pets"].as_array().unwrap() {
+            assert!(["cat", "dog", "fish"].contains(&pet.as_str().unwrap()));
+        }
+    }
+    // Any object: unbounded, so greedy (a sampled one may ramble to the token limit).
+    let text = sample("Say hi.", &Grammar::JsonObject, None);
+    assert!(
+        serde_json::from_str::<Value>(&text).unwrap().is_object(),
+        "{text}"
+    );
+}
+
+#[test]
+fn forced_tool_calls_read_back_as_calls() {
+    let e = engine();
+    assert_eq!(e.info().reply_syntax.tools, ToolSyntax::Hermes);
+    let grammar = Grammar::ToolCalls {
+        tools: vec![
+            ToolSpec {
+                name: "get_weather".into(),
+                parameters: Some(json!({
+                    "type": "object",
+                    "properties": {"city": {"type": "string", "maxLength": 30}},
+                    "required": ["city"],
+                })),
+            },
+            ToolSpec {
+                name: "get_time".into(),
+                parameters: None,
+            },
+        ],
+        parallel: false,
+    };
+    let tools = json!([{"type": "function", "function": {"name": "get_weather"}}]);
+    for seed in 0..3 {
+        let text = sample("What is the weather in Paris?", &grammar, Some(seed));
+        let messages = [ChatMessage::new("user", "x")];
+        let mut reply = e
+            .chat(&ChatInput {
+                messages: &messages,
+                tools: Some(&tools),
+                ..Default::default()
+            })
+            .unwrap()
+            .reply;
+        let mut parts = reply.push(&text);
+        parts.extend(reply.finish());
+        let [ReplyPart::ToolCall(call)] = parts.as_slice() else {
+            panic!("one call, nothing else: {parts:?} from {text:?}")
+        };
+        let arguments: Value = serde_json::from_str(&call.arguments).unwrap();
+        match call.name.as_str() {
+            "get_weather" => assert!(arguments["city"].is_string(), "{text}"),
+            "get_time" => assert!(arguments.is_object()),
+            other => panic!("a tool that was not offered: {other}"),
+        }
+    }
+}
+
+#[test]
+fn a_schema_the_constraint_cannot_hold_to_is_refused_with_its_reason() {
+    let e = engine();
+    for (schema, says) in [
+        (
+            json!({"type": "object", "properties": {"a": {"$ref": "https://example.com/s.json"}}}),
+            "example.com",
+        ),
+        (json!({"type": "strin"}), "strin"),
+        (json!(5), "JSON object"),
+    ] {
+        match e.constrain(&Grammar::JsonSchema(schema.clone())) {
+            Err(EngineError::InvalidRequest(why)) => assert!(why.contains(says), "{schema}: {why}"),
+            Err(other) => panic!("{schema}: {other}"),
+            Ok(_) => panic!("{schema} was accepted"),
+        }
+    }
+}
