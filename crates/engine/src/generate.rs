@@ -117,6 +117,8 @@ pub struct Finished {
     pub decode_steps: usize,
     /// Host time spent computing a constraint's masks.
     pub constraint_time: Duration,
+    /// The stop string that ended the generation, if one did.
+    pub stop_sequence: Option<String>,
 }
 
 /// What a generation streams.
@@ -305,6 +307,7 @@ pub fn generate(
         graph_build_time,
         decode_steps,
         constraint_time: constraint.map_or(Duration::ZERO, |c| c.mask_time),
+        stop_sequence: stops.matched().map(str::to_owned),
     };
     emit(Event::Done(finished.clone()));
     Ok(finished)
@@ -345,6 +348,7 @@ pub fn cancelled_summary(
         graph_build_time: Duration::ZERO,
         decode_steps: 0,
         constraint_time: Duration::ZERO,
+        stop_sequence: None,
     }
 }
 

@@ -6,6 +6,7 @@ pub struct StopMatcher {
     stops: Vec<String>,
     text: String,
     emitted: usize,
+    matched: Option<String>,
 }
 
 /// What to do with newly generated text.
@@ -25,6 +26,7 @@ impl StopMatcher {
             stops,
             text: String::new(),
             emitted: 0,
+            matched: None,
         }
     }
 
@@ -41,9 +43,14 @@ impl StopMatcher {
         let found = self
             .stops
             .iter()
-            .filter_map(|s| self.text[window..].find(s.as_str()).map(|at| window + at))
-            .min();
-        if let Some(at) = found {
+            .filter_map(|s| {
+                self.text[window..]
+                    .find(s.as_str())
+                    .map(|at| (window + at, s))
+            })
+            .min_by_key(|(at, _)| *at);
+        if let Some((at, stop)) = found {
+            self.matched = Some(stop.clone());
             let out = self.text[self.emitted.min(at)..at].to_owned();
             self.emitted = self.text.len();
             return StopCheck::Stopped(out);
@@ -53,6 +60,11 @@ impl StopMatcher {
         let out = self.text[self.emitted..end].to_owned();
         self.emitted = end;
         StopCheck::Continue(out)
+    }
+
+    /// The stop string that was found, once one was.
+    pub fn matched(&self) -> Option<&str> {
+        self.matched.as_deref()
     }
 
     /// Text held back at the end of generation (it did not become a stop string).

@@ -1,7 +1,8 @@
 //! API-key authentication. A request from another machine (one that arrived on an
 //! address other than loopback, or that a proxy passed on) must present one of the
-//! node's API keys (or the key given with `--api-key`) as `Authorization: Bearer KEY`
-//! (the scheme in any case, keys compared in constant time); so must every request when
+//! node's API keys (or the key given with `--api-key`) as `Authorization: Bearer KEY` (the
+//! scheme in any case) or as `x-api-key: KEY` (Anthropic's header), keys compared in
+//! constant time; so must every request when
 //! `--api-key` was given. `/health` stays open.
 
 use axum::extract::{Request, State};
@@ -20,11 +21,17 @@ pub(crate) async fn require_api_key(
     if from_this_machine(&request) && state.api_key.is_none() {
         return next.run(request).await;
     }
-    let presented = request
-        .headers()
+    let headers = request.headers();
+    let presented = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(bearer_token);
+        .and_then(bearer_token)
+        .or_else(|| {
+            headers
+                .get("x-api-key")
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+        });
     let valid = presented.is_some_and(|key| {
         let given = state
             .api_key

@@ -48,7 +48,7 @@ impl ApiError {
             ..ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_request_error",
-                "missing or incorrect API key: send it as `Authorization: Bearer KEY`",
+                "missing or incorrect API key: send it as `Authorization: Bearer KEY` or `x-api-key: KEY`",
             )
         }
     }
@@ -61,7 +61,7 @@ impl ApiError {
                 StatusCode::UNAUTHORIZED,
                 "invalid_request_error",
                 "this Perch has no API key yet: create one in Settings, opened on the \
-                 machine itself (on 127.0.0.1), and send it as `Authorization: Bearer KEY`",
+                 machine itself (on 127.0.0.1), and send it as `Authorization: Bearer KEY` or `x-api-key: KEY`",
             )
         }
     }

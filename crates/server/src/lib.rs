@@ -1,5 +1,6 @@
 //! Perch's HTTP server: the OpenAI-compatible API (`/v1/models`, `/v1/chat/completions`,
-//! `/v1/completions`), Ollama's API (`/api/…`), Perch's own (`/api/perch/…`), `/health`,
+//! `/v1/completions`), Anthropic's Messages API (`/v1/messages`), Ollama's API (`/api/…`),
+//! Perch's own (`/api/perch/…`), `/health`,
 //! `/openapi.json` and the web UI at `/`, over the models of a [`perch_runtime::Node`],
 //! on the addresses its settings choose.
 //!
@@ -10,12 +11,14 @@
 
 mod access;
 mod admin;
+pub mod anthropic;
 mod arrival;
 mod auth;
 mod blocking;
 mod channel_stream;
 mod connections;
 mod error;
+mod error_shape;
 mod exposure;
 mod extract;
 mod health;
@@ -42,6 +45,7 @@ use axum::Router;
 /// The whole API as one router.
 pub fn router(state: AppState) -> Router {
     let api = openai::router()
+        .merge(anthropic::router())
         .merge(ollama::router())
         .merge(perch_api::router())
         .merge(openapi::router())
@@ -62,7 +66,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             access::check,
         ))
-        .layer(axum::middleware::from_fn(ollama::error_shape::reshape))
+        .layer(axum::middleware::from_fn(error_shape::reshape))
         .layer(axum::middleware::from_fn(metrics::count_requests))
         .with_state(state)
 }

@@ -15,6 +15,7 @@ use utoipa::openapi::{OpenApi as Document, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorDetail, ErrorResponse};
+use crate::error_shape::Shape;
 use crate::openai::responses::{
     AssistantMessage, ChatChoice, ChatCompletion, ChatCompletionChunk, ChunkChoice, Completion,
     CompletionChoice, Delta,
@@ -33,6 +34,8 @@ use crate::AppState;
         crate::openai::models::list,
         crate::openai::chat::create,
         crate::openai::completions::create,
+        crate::anthropic::messages::create,
+        crate::anthropic::messages::count_tokens,
         crate::ollama::models::version,
         crate::ollama::models::tags,
         crate::ollama::models::ps,
@@ -101,6 +104,8 @@ use crate::AppState;
         crate::ollama::types::PullProgress,
         crate::ollama::types::GenerateChunk,
         crate::ollama::types::OllamaErrorBody,
+        crate::anthropic::types::AnthropicError,
+        crate::anthropic::types::AnthropicErrorDetail,
         crate::perch_api::types::LoadRequest,
         crate::perch_api::types::DownloadName,
         crate::perch_api::types::FitReport,
@@ -124,10 +129,10 @@ impl Modify for SharedErrors {
     fn modify(&self, document: &mut Document) {
         for (path, item) in document.paths.paths.iter_mut() {
             let keyless = path == "/health";
-            let shape = if crate::ollama::error_shape::is_ollama_path(path) {
-                "OllamaErrorBody"
-            } else {
-                "ErrorResponse"
+            let shape = match Shape::of(path) {
+                Some(Shape::Ollama) => "OllamaErrorBody",
+                Some(Shape::Anthropic) => "AnthropicError",
+                None => "ErrorResponse",
             };
             if let Some(get) = item.get.as_mut() {
                 add_errors(get, keyless, false, shape);

@@ -2,9 +2,8 @@
 //! unchanged against Perch: the model list and details, what is loaded, pull (NDJSON
 //! progress), delete and copy, and chat and generate (NDJSON streaming). Requests go the
 //! same way as OpenAI's: the body is turned into the same validated request and run by
-//! the same code; only the shapes differ (errors are reshaped in [`error_shape`]).
+//! the same code; only the shapes differ (errors are reshaped in [`crate::error_shape`]).
 
-pub(crate) mod error_shape;
 pub(crate) mod generate;
 pub(crate) mod models;
 pub(crate) mod pull;
