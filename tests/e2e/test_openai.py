@@ -192,6 +192,28 @@ def test_completions_with_text_and_token_ids(client):
     assert len(lp.choices[0].logprobs.token_logprobs) == 2
 
 
+def test_legacy_completions_echo_and_default_to_16_tokens(client):
+    prompt = "Once upon a time, in a land far away,"
+    r = client.completions.create(model=MODEL, prompt=prompt, temperature=0, echo=True)
+    assert r.choices[0].text.startswith(prompt) and len(r.choices[0].text) > len(prompt)
+    assert r.usage.completion_tokens <= 16
+    if r.choices[0].finish_reason == "length":
+        assert r.usage.completion_tokens == 16
+    streamed = "".join(c.choices[0].text for c in client.completions.create(
+        model=MODEL, prompt=prompt, temperature=0, echo=True, stream=True) if c.choices)
+    assert streamed == r.choices[0].text
+
+
+def test_a_model_by_id_and_the_fingerprint(client):
+    assert client.models.retrieve(MODEL).id == MODEL
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("no-such-model")
+    one = client.chat.completions.create(model=MODEL, messages=QUESTION, max_tokens=1)
+    two = client.chat.completions.create(model=MODEL, messages=QUESTION, max_tokens=1)
+    assert one.system_fingerprint.startswith("fp_")
+    assert one.system_fingerprint == two.system_fingerprint
+
+
 def test_chat_logprobs(client):
     r = client.chat.completions.create(model=MODEL, messages=QUESTION, temperature=0, max_tokens=4,
                                        logprobs=True, top_logprobs=3)

@@ -20,6 +20,7 @@ use crate::generate::{self, Event, FinishReason, Finished, GenerateRequest, Phas
 use crate::job_queue::{Job, JobQueue};
 use crate::model::Model;
 use crate::reply::ReplySyntax;
+use crate::sampling_defaults::SamplingDefaults;
 use crate::text::chat_prompt::{ChatInput, ChatPrompt, ChatText};
 use crate::{EngineError, Result};
 
@@ -42,6 +43,8 @@ pub struct ModelInfo {
     pub eos_token_ids: Vec<u32>,
     /// How its replies write tool calls and reasoning.
     pub reply_syntax: ReplySyntax,
+    /// The sampling its makers recommend.
+    pub sampling_defaults: SamplingDefaults,
 }
 
 /// A loaded model that can tokenize, render chats and generate.
@@ -160,6 +163,7 @@ impl MlxEngine {
                         return;
                     }
                 };
+                let sampling_defaults = SamplingDefaults::of(&owned);
                 let info = ModelInfo {
                     path: owned,
                     config: model.transformer.config().clone(),
@@ -168,6 +172,7 @@ impl MlxEngine {
                     load_time: model.load_time,
                     notes: model.notes.clone(),
                     eos_token_ids: model.eos_token_ids.clone(),
+                    sampling_defaults,
                     reply_syntax: ReplySyntax::detect(
                         model.chat_template.as_ref().map(|t| t.source()),
                         |token| model.tokenizer.token_id(token).is_some(),

@@ -28,6 +28,7 @@ pub mod quantization;
 pub mod reply;
 pub mod rope;
 pub mod sampler;
+pub mod sampling_defaults;
 pub mod stop;
 pub mod text;
 pub mod transformer;

@@ -32,6 +32,7 @@ use crate::AppState;
     paths(
         crate::health::health,
         crate::openai::models::list,
+        crate::openai::models::retrieve,
         crate::openai::chat::create,
         crate::openai::completions::create,
         crate::anthropic::messages::create,

@@ -2,6 +2,7 @@
 //! `perch ps` (what the running node has loaded) and `perch show NAME`.
 
 use anyhow::{bail, Context};
+use perch_engine::sampling_defaults::SamplingDefaults;
 use perch_runtime::node::system_budget;
 use perch_runtime::planner::{Footprint, MemoryPlanner};
 use perch_runtime::settings::{LiveSettings, Settings};
@@ -208,5 +209,17 @@ pub fn show(args: super::NameArg) -> anyhow::Result<()> {
         );
     }
     println!("memory        {}", verdict.explain(&m.name));
+    let recommended = SamplingDefaults::of(&model.load_path()).lines();
+    println!(
+        "sampling      {}",
+        if recommended.is_empty() {
+            "the API's defaults (the model recommends none)".to_owned()
+        } else {
+            format!(
+                "{} (the model's recommendation; a request's own fields win)",
+                recommended.join(", ")
+            )
+        }
+    );
     Ok(())
 }

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use perch_engine::generate::{Event, FinishReason, Finished};
 use perch_engine::reply::ReplyPart;
+use perch_engine::sampling_defaults::SamplingDefaults;
 use perch_runtime::KeepAlive;
 use serde_json::{Map, Value};
 
@@ -148,7 +149,11 @@ pub(crate) async fn chat(
         parallel_tool_calls: None,
         response_format: format,
         chat_template_kwargs: template_kwargs,
-        sampling: sampling(body.options.unwrap_or_default(), stream),
+        sampling: sampling(
+            body.options.unwrap_or_default(),
+            stream,
+            &lease.model().engine.info().sampling_defaults,
+        ),
     };
     let request = validate::off_runtime(&state, move |s| validate::chat(s, lease, openai)).await?;
     answer(
@@ -208,7 +213,11 @@ pub(crate) async fn generate(
     }
     let lease = state.acquire(&body.model, keep_alive).await?;
     let loaded_in = arrived.elapsed();
-    let sampling = sampling(body.options.unwrap_or_default(), stream);
+    let sampling = sampling(
+        body.options.unwrap_or_default(),
+        stream,
+        &lease.model().engine.info().sampling_defaults,
+    );
     let request = if body.raw.unwrap_or(false) {
         let openai = CompletionRequest {
             model: body.model,
@@ -295,13 +304,17 @@ fn message(m: ChatMessage) -> Message {
     }
 }
 
-/// Ollama's options as the shared sampling fields, with Ollama's defaults.
-fn sampling(o: Options, stream: bool) -> Sampling {
+/// Ollama's options as the shared sampling fields: the request's, else the model's
+/// recommendation (`recommended`), else Ollama's defaults.
+fn sampling(o: Options, stream: bool, recommended: &SamplingDefaults) -> Sampling {
     Sampling {
-        temperature: Some(o.temperature.unwrap_or(0.8)),
-        top_p: Some(o.top_p.unwrap_or(0.9)),
-        top_k: Some(o.top_k.unwrap_or(40).max(0).unsigned_abs()),
-        min_p: o.min_p,
+        temperature: Some(o.temperature.or(recommended.temperature).unwrap_or(0.8)),
+        top_p: Some(o.top_p.or(recommended.top_p).unwrap_or(0.9)),
+        top_k: Some(match o.top_k {
+            Some(k) => k.max(0).unsigned_abs(),
+            None => recommended.top_k.unwrap_or(40),
+        }),
+        min_p: o.min_p.or(recommended.min_p),
         seed: o.seed.and_then(|s| u64::try_from(s).ok()),
         stop: o.stop.map(Stop::Many),
         max_tokens: o
@@ -310,7 +323,11 @@ fn sampling(o: Options, stream: bool) -> Sampling {
             .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
         presence_penalty: o.presence_penalty,
         frequency_penalty: o.frequency_penalty,
-        repetition_penalty: Some(o.repeat_penalty.unwrap_or(1.1)),
+        repetition_penalty: Some(
+            o.repeat_penalty
+                .or(recommended.repetition_penalty)
+                .unwrap_or(1.1),
+        ),
         stream: Some(stream),
         ..Sampling::default()
     }

@@ -4,6 +4,7 @@
 use axum::extract::State;
 use axum::response::Response;
 use axum::Json;
+use perch_engine::sampling_defaults::SamplingDefaults;
 use perch_runtime::names::{self, Origin};
 use perch_runtime::{StoreError, Unloaded};
 use serde_json::{json, Map};
@@ -92,11 +93,12 @@ pub(crate) async fn show(
     let found = tokio::task::spawn_blocking(move || {
         let model = store.get(&name)?;
         let facts = perch_engine::inspect::inspect(&model.load_path()).ok();
-        Some((model, facts))
+        let recommended = SamplingDefaults::of(&model.load_path());
+        Some((model, facts, recommended))
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))?;
-    let (model, facts) = found.ok_or_else(|| not_found(&body.model))?;
+    let (model, facts, recommended) = found.ok_or_else(|| not_found(&body.model))?;
     let m = &model.manifest;
     let arch = &m.architecture;
     let mut info = Map::new();
@@ -114,8 +116,11 @@ pub(crate) async fn show(
         .as_ref()
         .and_then(|f| f.chat_template.clone())
         .unwrap_or_default();
-    // Tool calls are not parsed out of answers yet, so no "tools" capability.
-    let capabilities = vec!["completion".to_owned()];
+    // Every model can call tools: templates without tools get them in the system prompt.
+    let mut capabilities = vec!["completion".to_owned(), "tools".to_owned()];
+    if template.contains("<think>") {
+        capabilities.push("thinking".to_owned());
+    }
     Ok(Json(ShowResponse {
         modelfile: format!(
             "# {} from {}\nFROM {}\n",
@@ -123,7 +128,7 @@ pub(crate) async fn show(
             m.format,
             model.load_path().display()
         ),
-        parameters: String::new(),
+        parameters: recommended.lines().join("\n"),
         template,
         details: details(m),
         model_info: info,

@@ -11,6 +11,9 @@ use crate::error::ErrorResponse;
 use crate::extract::JsonBody;
 use crate::{ApiError, AppState};
 
+/// Tokens generated when a request names no `max_tokens`, as OpenAI does here.
+const DEFAULT_MAX_TOKENS: u32 = 16;
+
 /// Continues a prompt (text or token ids), as one JSON body or as server-sent events.
 #[utoipa::path(
     post,
@@ -25,9 +28,11 @@ use crate::{ApiError, AppState};
 )]
 pub(crate) async fn create(
     State(state): State<AppState>,
-    JsonBody(body): JsonBody<CompletionRequest>,
+    JsonBody(mut body): JsonBody<CompletionRequest>,
 ) -> Result<Response, ApiError> {
     let arrived = std::time::Instant::now();
+    // OpenAI's default for this endpoint.
+    body.sampling.max_tokens = body.sampling.max_tokens.or(Some(DEFAULT_MAX_TOKENS));
     let model = state.acquire(&body.model, None).await?;
     let request = validate::off_runtime(&state, move |state| {
         validate::completion(state, model, body)

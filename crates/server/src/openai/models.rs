@@ -1,10 +1,12 @@
-//! `GET /v1/models`: the models this server answers for.
+//! `GET /v1/models` and `GET /v1/models/{id}`: the models this server answers for.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::Json;
+use perch_runtime::LocalModel;
 
 use super::types::{ModelList, ModelObject};
-use crate::AppState;
+use crate::error::ErrorResponse;
+use crate::{ApiError, AppState};
 
 /// Lists the models on this machine (any of them loads on first use).
 #[utoipa::path(
@@ -20,15 +22,42 @@ pub(crate) async fn list(State(state): State<AppState>) -> Json<ModelList> {
         .local_models()
         .await
         .iter()
-        .map(|m| ModelObject {
-            id: m.name().to_owned(),
-            object: "model",
-            created: m.manifest.added_at,
-            owned_by: "perch",
-        })
+        .map(model_object)
         .collect();
     Json(ModelList {
         object: "list",
         data,
     })
+}
+
+/// One model on this machine, by name (names may hold `/`).
+#[utoipa::path(
+    get,
+    path = "/v1/models/{id}",
+    operation_id = "retrieveModel",
+    params(("id" = String, Path, description = "The model's name")),
+    responses(
+        (status = 200, description = "The model", body = ModelObject),
+        (status = 404, description = "No such model", body = ErrorResponse),
+    )
+)]
+pub(crate) async fn retrieve(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ModelObject>, ApiError> {
+    match state.local_model(&id).await {
+        Some(model) => Ok(Json(model_object(&model))),
+        None => Err(ApiError::model_not_found(format!(
+            "no model named {id:?} on this machine"
+        ))),
+    }
+}
+
+fn model_object(model: &LocalModel) -> ModelObject {
+    ModelObject {
+        id: model.name().to_owned(),
+        object: "model",
+        created: model.manifest.added_at,
+        owned_by: "perch",
+    }
 }

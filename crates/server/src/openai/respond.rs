@@ -82,6 +82,7 @@ impl Family {
                 object: "chat.completion",
                 created: at.created,
                 model: at.model.to_owned(),
+                system_fingerprint: fingerprint(at.model),
                 choices: vec![ChatChoice {
                     index: 0,
                     message: AssistantMessage {
@@ -114,6 +115,7 @@ impl Family {
                 object: "text_completion",
                 created: at.created,
                 model: at.model.to_owned(),
+                system_fingerprint: fingerprint(at.model),
                 choices: vec![CompletionChoice {
                     index: 0,
                     text: reply.text,
@@ -135,6 +137,7 @@ impl Family {
                 object: "chat.completion.chunk",
                 created: at.created,
                 model: at.model.to_owned(),
+                system_fingerprint: fingerprint(at.model),
                 choices: choice
                     .map(|c| ChunkChoice {
                         index: 0,
@@ -154,6 +157,7 @@ impl Family {
                 object: "text_completion",
                 created: at.created,
                 model: at.model.to_owned(),
+                system_fingerprint: fingerprint(at.model),
                 choices: choice
                     .map(|c| CompletionChoice {
                         index: 0,
@@ -246,6 +250,16 @@ fn usage(f: &Finished) -> Usage {
     }
 }
 
+/// Which build of Perch answered with which model: the same across answers until either
+/// changes.
+fn fingerprint(model: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    // SipHash with fixed keys: the same value in every process.
+    let mut hasher = std::hash::DefaultHasher::new();
+    (env!("CARGO_PKG_VERSION"), model).hash(&mut hasher);
+    format!("fp_{:012x}", hasher.finish() & 0xffff_ffff_ffff)
+}
+
 fn created() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -290,7 +304,10 @@ async fn collect(
                 } else {
                     Value::Null
                 };
-                let reply = WholeReply::read(&mut request.reply, &text);
+                let mut reply = WholeReply::read(&mut request.reply, &text);
+                if let Some(echo) = request.echo.take() {
+                    reply.text.insert_str(0, &echo);
+                }
                 let reason = finish_reason(&finished, &request.reply);
                 let at = Envelope {
                     id: &family.id(),
@@ -319,6 +336,7 @@ fn stream(
         // is treated as gone.
         let send = |event: SseEvent| send_within(&tx, event, write_timeout);
         let mut reply = std::mem::take(&mut request.reply);
+        let echo = request.echo.take();
         let at = Envelope {
             id: &id,
             created,
@@ -332,6 +350,15 @@ fn stream(
         let mut calls = 0;
         let mut offset = 0;
         let mut first = true;
+        if let Some(echo) = echo {
+            let echoed = ChunkParts::new(Delta {
+                content: Some(echo),
+                ..Delta::default()
+            });
+            if !send(chunk(Some(echoed), no_usage())).await {
+                return;
+            }
+        }
         if let Family::Chat = family {
             let opening = ChunkParts {
                 first: true,

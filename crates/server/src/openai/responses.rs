@@ -23,6 +23,8 @@ pub struct ChatCompletion {
     pub created: u64,
     /// The model that answered.
     pub model: String,
+    /// Which build of Perch and which model answered.
+    pub system_fingerprint: String,
     /// The one choice.
     pub choices: Vec<ChatChoice>,
     /// Token counts.
@@ -69,6 +71,8 @@ pub struct ChatCompletionChunk {
     pub created: u64,
     /// The model that answers.
     pub model: String,
+    /// Which build of Perch and which model answered.
+    pub system_fingerprint: String,
     /// One choice; none on the usage chunk.
     pub choices: Vec<ChunkChoice>,
     /// Token counts on the last chunk when `stream_options.include_usage`.
@@ -144,6 +148,8 @@ pub struct Completion {
     pub created: u64,
     /// The model that answered.
     pub model: String,
+    /// Which build of Perch and which model answered.
+    pub system_fingerprint: String,
     /// One choice; none on a stream's usage chunk.
     pub choices: Vec<CompletionChoice>,
     /// Token counts: always on a whole answer; on a stream, as on chat chunks.

@@ -328,8 +328,7 @@ pub struct CompletionRequest {
     #[schema(maximum = 5)]
     #[serde(default, deserialize_with = "super::whole_number::option")]
     pub logprobs: Option<u32>,
-    /// Include the prompt in the output: only `false` is supported.
-    #[schema(schema_with = echo_schema)]
+    /// Give the prompt back before the answer (not with `logprobs`).
     pub echo: Option<bool>,
     /// Sampling and streaming fields.
     #[serde(flatten)]
@@ -350,18 +349,6 @@ fn logit_bias_schema() -> ObjectBuilder {
         .additional_properties(Some(bias))
         .description(Some(
             "Token id (as a string, below the model's vocabulary size) → bias from −100 to 100",
-        ))
-}
-
-fn echo_schema() -> ObjectBuilder {
-    ObjectBuilder::new()
-        .schema_type(SchemaType::from_iter([Type::Boolean, Type::Null]))
-        .enum_values(Some([
-            serde_json::Value::Bool(false),
-            serde_json::Value::Null,
-        ]))
-        .description(Some(
-            "Include the prompt in the output: only `false` is supported",
         ))
 }
 

@@ -30,6 +30,8 @@ pub(crate) struct ValidRequest {
     pub logprobs: Option<usize>,
     /// Reads the reply (a chat's: answer, reasoning, tool calls).
     pub reply: Reply,
+    /// A completion's prompt text, given back before the answer (`echo`).
+    pub echo: Option<String>,
 }
 
 impl ValidRequest {
@@ -351,8 +353,12 @@ pub(crate) fn completion(
     model: ModelLease,
     body: CompletionRequest,
 ) -> Result<ValidRequest, ApiError> {
-    if body.echo.unwrap_or(false) {
-        return Err(ApiError::invalid_field("echo", "echo is not supported"));
+    let echo = body.echo.unwrap_or(false);
+    if echo && body.logprobs.is_some() {
+        return Err(ApiError::invalid_field(
+            "echo",
+            "echo with logprobs is not supported (Perch does not score prompt tokens)",
+        ));
     }
     let engine = &model.model().engine;
     let prompt = match &body.prompt {
@@ -385,7 +391,12 @@ pub(crate) fn completion(
         other => other.map(|n| n as usize),
     };
     let max_tokens = body.sampling.max_tokens;
-    finish(
+    let echo = if echo {
+        Some(engine.detokenize(&prompt)?)
+    } else {
+        None
+    };
+    let mut valid = finish(
         state,
         model,
         prompt,
@@ -393,7 +404,9 @@ pub(crate) fn completion(
         &body.sampling,
         max_tokens,
         logprobs,
-    )
+    )?;
+    valid.echo = echo;
+    Ok(valid)
 }
 
 fn finish(
@@ -492,12 +505,17 @@ fn finish(
         Some(n) => n,
         None => room.min(cap),
     };
+    // The request's fields, else the model's recommendation, else the API's defaults.
+    let recommended = &model.model().engine.info().sampling_defaults;
     let sampling = SamplingParams {
-        temperature: s.temperature.unwrap_or(1.0),
-        top_p: s.top_p.unwrap_or(1.0),
-        top_k: s.top_k.unwrap_or(0) as usize,
-        min_p: s.min_p.unwrap_or(0.0),
-        repetition_penalty: s.repetition_penalty.unwrap_or(1.0),
+        temperature: s.temperature.or(recommended.temperature).unwrap_or(1.0),
+        top_p: s.top_p.or(recommended.top_p).unwrap_or(1.0),
+        top_k: s.top_k.or(recommended.top_k).unwrap_or(0) as usize,
+        min_p: s.min_p.or(recommended.min_p).unwrap_or(0.0),
+        repetition_penalty: s
+            .repetition_penalty
+            .or(recommended.repetition_penalty)
+            .unwrap_or(1.0),
         presence_penalty: s.presence_penalty.unwrap_or(0.0),
         frequency_penalty: s.frequency_penalty.unwrap_or(0.0),
         logit_bias,
@@ -521,5 +539,6 @@ fn finish(
         include_usage,
         logprobs,
         reply: Reply::default(),
+        echo: None,
     })
 }
