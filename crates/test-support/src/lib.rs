@@ -120,3 +120,32 @@ pub fn gguf_repo(root: &Path) {
         std::fs::copy(test_model(), &target).expect("copy the test model");
     }
 }
+
+/// A folder of its own under the system's temporary folder, created empty and removed when
+/// dropped, even when the test fails (so failed runs do not fill the disk).
+pub struct ScratchDir {
+    path: PathBuf,
+}
+
+impl ScratchDir {
+    /// `perch-NAME-PID-N` in the temporary folder, empty.
+    pub fn new(name: &str) -> ScratchDir {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("perch-{name}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create a scratch folder");
+        ScratchDir { path }
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
