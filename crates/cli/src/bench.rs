@@ -76,11 +76,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
     }
     eprintln!("\r{:40}", "");
-    let median = |f: &dyn Fn(&Finished) -> f64| {
-        let mut v: Vec<f64> = runs.iter().map(f).collect();
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
+    let median = |f: &dyn Fn(&Finished) -> f64| median_of(&runs, f);
     let prefill = median(&|f| f.prompt_tokens as f64 / f.time_to_first_token.as_secs_f64());
     let decode = median(&|f| (f.completion_tokens - 1) as f64 / f.decode_time.as_secs_f64());
     let build_ms =
@@ -244,11 +240,7 @@ fn measure_constrained(
         }
     }
     eprintln!("\r{:40}", "");
-    let median = |f: &dyn Fn(&Finished) -> f64| {
-        let mut v: Vec<f64> = measured.iter().map(f).collect();
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
+    let median = |f: &dyn Fn(&Finished) -> f64| median_of(&measured, f);
     let step_s = |f: &Finished| f.decode_time.as_secs_f64() / (f.completion_tokens - 1) as f64;
     let mask_s = |f: &Finished| f.constraint_time.as_secs_f64() / f.completion_tokens as f64;
     Ok(ConstrainedRun {
@@ -257,6 +249,13 @@ fn measure_constrained(
         mask_ms: median(&|f| mask_s(f) * 1e3),
         mask_share: median(&|f| mask_s(f) / step_s(f)),
     })
+}
+
+/// The median over `runs` of what `f` measures.
+fn median_of(runs: &[Finished], f: &dyn Fn(&Finished) -> f64) -> f64 {
+    let mut v: Vec<f64> = runs.iter().map(f).collect();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 /// Seconds to read every file of the model at `path` once, start to end.
