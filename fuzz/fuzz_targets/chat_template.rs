@@ -20,6 +20,7 @@ libfuzzer_sys::fuzz_target!(|source: &str| {
         bos_token: Some("<s>"),
         eos_token: Some("</s>"),
         tools: Some(&tools),
+        kwargs: None,
     };
     let _ = template.render(&messages, &context);
 });

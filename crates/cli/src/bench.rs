@@ -217,7 +217,7 @@ fn measure_constrained(
         .first()
         .context("the model has no end-of-sequence token")?;
     let vocabulary = Vocabulary::new(&model.tokenizer, eos)?;
-    let syntax = ReplySyntax::detect(model.chat_template.as_ref().map(|t| t.source()), |token| {
+    let syntax = ReplySyntax::detect(model.chat_template.as_ref(), |token| {
         model.tokenizer.token_id(token).is_some()
     });
     let mut measured = Vec::new();

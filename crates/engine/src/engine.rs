@@ -173,10 +173,9 @@ impl MlxEngine {
                     notes: model.notes.clone(),
                     eos_token_ids: model.eos_token_ids.clone(),
                     sampling_defaults,
-                    reply_syntax: ReplySyntax::detect(
-                        model.chat_template.as_ref().map(|t| t.source()),
-                        |token| model.tokenizer.token_id(token).is_some(),
-                    ),
+                    reply_syntax: ReplySyntax::detect(model.chat_template.as_ref(), |token| {
+                        model.tokenizer.token_id(token).is_some()
+                    }),
                 };
                 // The tokenizer and template are cloned for callers; the worker keeps
                 // its own so neither side locks.

@@ -29,6 +29,10 @@ pub enum EngineError {
     /// The request is invalid for this model (prompt too long, bad parameter…).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// Constrained decoding failed partway (the model's fault or Perch's, not the
+    /// request's).
+    #[error("the output constraint failed: {0}")]
+    Constraint(String),
     /// The model's worker thread is gone.
     #[error("the model was unloaded")]
     Unloaded,

@@ -245,15 +245,11 @@ pub fn generate(
             if generated < max_tokens {
                 sampler.mask_next(active.mask()?);
                 let built = Instant::now();
-                next = Some(decode_step(
-                    model,
-                    &step.tokens,
-                    &mut cache,
-                    &layout,
-                    &mut sampler,
-                )?);
+                let queued = decode_step(model, &step.tokens, &mut cache, &layout, &mut sampler)?;
                 graph_build_time += built.elapsed();
                 decode_steps += 1;
+                perch_mlx::async_eval(&outputs(&queued))?;
+                next = Some(queued);
             }
         }
         let delta = detokenizer.push(&model.tokenizer, token.id)?;

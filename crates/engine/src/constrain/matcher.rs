@@ -58,7 +58,7 @@ impl ActiveConstraint {
         let allowed = self
             .matcher
             .compute_mask_or_eos()
-            .map_err(|e| EngineError::InvalidRequest(format!("the output constraint: {e}")))?;
+            .map_err(|e| EngineError::Constraint(e.to_string()))?;
         let mut mask = vec![f32::NEG_INFINITY; self.logits_width];
         allowed.iter_set_entries(|id| {
             if let Some(slot) = mask.get_mut(id) {
@@ -76,6 +76,6 @@ impl ActiveConstraint {
         }
         self.matcher
             .consume_token(token)
-            .map_err(|e| EngineError::InvalidRequest(format!("the output constraint: {e}")))
+            .map_err(|e| EngineError::Constraint(e.to_string()))
     }
 }

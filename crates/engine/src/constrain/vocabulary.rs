@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use llguidance::api::ParserLimits;
 use llguidance::toktrie::{TokEnv, TokRxInfo, TokTrie, TokenizerEnv};
 use llguidance::{Matcher, ParserFactory};
 
@@ -52,7 +51,6 @@ impl Vocabulary {
         let mut factory = ParserFactory::new_simple(&env)
             .map_err(|e| EngineError::Tokenizer(format!("building the token trie: {e}")))?;
         factory.quiet();
-        *factory.limits_mut() = ParserLimits::default();
         Ok(Vocabulary { factory })
     }
 

@@ -110,7 +110,11 @@ impl ReplyParser {
         while self.step(&mut out) {}
         let rest = std::mem::take(&mut self.buffer);
         match self.state {
-            State::Text => self.text(&mut out, &rest, true),
+            // After calls, what is left is the whitespace around them.
+            State::Text => {
+                let last = self.calls == 0;
+                self.text(&mut out, &rest, last)
+            }
             State::Reasoning => self.reasoning(&mut out, rest.trim_end()),
             // Cut off before its closing marker (by the end-of-turn token or the token
             // limit): a call if what is there parses.
@@ -637,8 +641,10 @@ mod tests {
         for reply in [
             "<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": 1}}\n",
             "<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": 1}}\n</tool_ca",
+            "<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": 1}}\n</tool_call>\n\n",
         ] {
             let parts = parse_all_ways(syntax(ToolSyntax::Hermes, false), reply);
+            assert_eq!(parts.len(), 1, "one call and nothing else: {parts:?}");
             assert_eq!(
                 calls(&parts),
                 vec![("f".to_owned(), serde_json::json!({"a": 1}))]

@@ -8,7 +8,10 @@
 //! | Mistral | `[TOOL_CALLS][{"name":…,"arguments":{…}}]`, or `[TOOL_CALLS]name[ARGS]{…}` | `[TOOL_CALLS]` in the template |
 //!
 //! Anything else reads calls the Hermes way, which is also how Perch itself shows tools to
-//! a model whose template has none ([`super::tool_prompt`]). Reasoning is `<think>…</think>`.
+//! a model whose template has none ([`super::tool_prompt`]); whether a template shows tools
+//! is found by rendering a chat with a probe tool. Reasoning is `<think>…</think>`.
+
+use crate::text::template::{ChatMessage, ChatTemplate, TemplateContext};
 
 /// The way a family writes tool calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,8 +52,12 @@ pub const MARKERS: &[&str] = &[
 impl ReplySyntax {
     /// The syntax of a model with chat template `template` (if any); `has_token` says
     /// whether its vocabulary holds a token.
-    pub fn detect(template: Option<&str>, has_token: impl Fn(&str) -> bool) -> ReplySyntax {
-        let template = template.unwrap_or("");
+    pub fn detect(
+        template: Option<&ChatTemplate>,
+        has_token: impl Fn(&str) -> bool,
+    ) -> ReplySyntax {
+        let template_takes_tools = template.is_some_and(renders_tools);
+        let template = template.map_or("", ChatTemplate::source);
         let tools = if template.contains("[TOOL_CALLS]") {
             ToolSyntax::Mistral
         } else if template.contains("<tool_call>") {
@@ -62,36 +69,54 @@ impl ReplySyntax {
         };
         ReplySyntax {
             tools,
-            template_takes_tools: template.contains("tools"),
+            template_takes_tools,
             reasons: template.contains("<think>") || has_token("<think>"),
         }
     }
+}
+
+/// Whether `template` shows a `tools` list: a chat rendered with a probe tool names it.
+fn renders_tools(template: &ChatTemplate) -> bool {
+    const PROBE: &str = "perch_probe_tool_7d1f";
+    let tools = serde_json::json!([{"type": "function", "function": {
+        "name": PROBE, "description": "", "parameters": {"type": "object", "properties": {}}}}]);
+    let context = TemplateContext {
+        add_generation_prompt: true,
+        tools: Some(&tools),
+        ..TemplateContext::default()
+    };
+    template
+        .render(&[ChatMessage::new("user", "hi")], &context)
+        .is_ok_and(|text| text.contains(PROBE))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn detect(source: &str, has_token: impl Fn(&str) -> bool) -> ReplySyntax {
+        ReplySyntax::detect(Some(&ChatTemplate::new(source).unwrap()), has_token)
+    }
+
     #[test]
     fn families_are_told_apart_by_their_templates() {
         let none = |_: &str| false;
-        let qwen =
-            "{%- if tools %}<tools>{{ tool | tojson }}</tools>{% endif %}<tool_call>\n<think>";
-        let syntax = ReplySyntax::detect(Some(qwen), none);
+        let qwen = "{%- if tools %}<tools>{% for tool in tools %}{{ tool | tojson }}{% endfor %}</tools>{% endif %}<tool_call>\n<think>";
+        let syntax = detect(qwen, none);
         assert_eq!(syntax.tools, ToolSyntax::Hermes);
         assert!(syntax.template_takes_tools && syntax.reasons);
         let llama = "{%- if tools is not none %}{{- '<|python_tag|>' }}{% endif %}ipython";
-        assert_eq!(
-            ReplySyntax::detect(Some(llama), none).tools,
-            ToolSyntax::Llama3Json
+        assert_eq!(detect(llama, none).tools, ToolSyntax::Llama3Json);
+        assert!(
+            !detect(llama, none).template_takes_tools,
+            "it never prints them"
         );
-        let mistral = "{%- if tools %}[AVAILABLE_TOOLS]{% endif %}[TOOL_CALLS]";
-        assert_eq!(
-            ReplySyntax::detect(Some(mistral), none).tools,
-            ToolSyntax::Mistral
-        );
-        let chatml = "{% for m in messages %}<|im_start|>{{ m.role }}{% endfor %}";
-        let plain = ReplySyntax::detect(Some(chatml), |t| t == "<think>");
+        let mistral = "{%- if tools %}[AVAILABLE_TOOLS]{{ tools | tojson }}{% endif %}[TOOL_CALLS]";
+        assert_eq!(detect(mistral, none).tools, ToolSyntax::Mistral);
+        assert!(detect(mistral, none).template_takes_tools);
+        // Names tools in a comment only: it does not show them.
+        let chatml = "{# tools #}{% for m in messages %}<|im_start|>{{ m.role }}{% endfor %}";
+        let plain = detect(chatml, |t| t == "<think>");
         assert_eq!(plain.tools, ToolSyntax::Hermes);
         assert!(!plain.template_takes_tools);
         assert!(plain.reasons, "a <think> token is enough");

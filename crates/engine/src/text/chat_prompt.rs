@@ -21,6 +21,9 @@ pub struct ChatInput<'a> {
     pub tools: Option<&'a Value>,
     /// Variables for the template (`enable_thinking`…), as vLLM's `chat_template_kwargs`.
     pub template_kwargs: Option<&'a Map<String, Value>>,
+    /// The output is constrained (a grammar decides it from the first token, so it is never
+    /// read as reasoning even when the prompt opens a `<think>`).
+    pub constrained: bool,
 }
 
 impl<'a> ChatInput<'a> {
@@ -79,6 +82,11 @@ impl ChatText<'_> {
         let template_tools = tools
             .filter(|_| self.syntax.template_takes_tools)
             .map(|t| defuse_strings(tokenizer, t));
+        let kwargs = input.template_kwargs.map(|k| {
+            k.iter()
+                .map(|(key, v)| (tokenizer.defuse(key), defuse_strings(tokenizer, v)))
+                .collect::<Map<String, Value>>()
+        });
         let rendered = self.template.render(
             &messages,
             &TemplateContext {
@@ -86,7 +94,7 @@ impl ChatText<'_> {
                 bos_token: tokenizer.bos_token(),
                 eos_token: tokenizer.eos_token(),
                 tools: template_tools.as_ref(),
-                kwargs: input.template_kwargs,
+                kwargs: kwargs.as_ref(),
             },
         )?;
         Ok(MarkedText::parse(&rendered))
@@ -95,8 +103,9 @@ impl ChatText<'_> {
     /// The prompt of `input` and the parser for its reply.
     pub fn prompt(&self, input: &ChatInput<'_>) -> Result<ChatPrompt> {
         let rendered = self.render(input)?;
-        let starts_in_reasoning =
-            self.syntax.reasons && rendered.text.trim_end().ends_with("<think>");
+        let starts_in_reasoning = self.syntax.reasons
+            && !input.constrained
+            && rendered.text.trim_end().ends_with("<think>");
         Ok(ChatPrompt {
             tokens: self.tokenizer.encode_chat(&rendered)?,
             reply: ReplyParser::new(self.syntax, input.offers_tools(), starts_in_reasoning),
@@ -104,14 +113,15 @@ impl ChatText<'_> {
     }
 }
 
-/// `value` with every string in it defused (keys stay as they are: templates look them up).
+/// `value` with every string in it defused, keys too (a mark lands only where an added
+/// token is written, so the keys templates look up, `name` or `type`, stay as they are).
 fn defuse_strings(tokenizer: &Tokenizer, value: &Value) -> Value {
     match value {
         Value::String(s) => Value::String(tokenizer.defuse(s)),
         Value::Array(items) => items.iter().map(|v| defuse_strings(tokenizer, v)).collect(),
         Value::Object(map) => map
             .iter()
-            .map(|(k, v)| (k.clone(), defuse_strings(tokenizer, v)))
+            .map(|(k, v)| (tokenizer.defuse(k), defuse_strings(tokenizer, v)))
             .collect(),
         other => other.clone(),
     }

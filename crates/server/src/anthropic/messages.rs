@@ -137,7 +137,8 @@ async fn whole(state: &AppState, mut request: ValidRequest) -> Result<MessageRes
                         signature: String::new(),
                     });
                 }
-                if !reply.text.is_empty() || reply.calls.is_empty() {
+                // As the stream does: no empty text block.
+                if !reply.text.is_empty() {
                     content.push(OutputBlock::Text { text: reply.text });
                 }
                 content.extend(reply.calls.into_iter().map(tool_use));
@@ -334,8 +335,8 @@ fn tool_use(call: ToolCall) -> OutputBlock {
 /// Anthropic's stop reason, and the stop sequence that ended the answer.
 fn stop_reason(finished: &Finished, reply: &Reply) -> (&'static str, Option<String>) {
     match finished.reason {
-        _ if reply.made_calls() => ("tool_use", None),
         FinishReason::Length => ("max_tokens", None),
+        _ if reply.made_calls() => ("tool_use", None),
         _ => match &finished.stop_sequence {
             Some(stop) => ("stop_sequence", Some(stop.clone())),
             None => ("end_turn", None),

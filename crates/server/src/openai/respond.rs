@@ -233,8 +233,8 @@ fn deltas(parts: Vec<ReplyPart>, calls: &mut usize) -> Vec<Delta> {
 
 fn finish_reason(f: &Finished, reply: &Reply) -> &'static str {
     match f.reason {
-        _ if reply.made_calls() => "tool_calls",
         FinishReason::Length => "length",
+        _ if reply.made_calls() => "tool_calls",
         FinishReason::Stop | FinishReason::Cancelled(_) => "stop",
     }
 }

@@ -140,6 +140,7 @@ pub(crate) fn chat(
         messages: &messages,
         tools: tools.as_ref(),
         template_kwargs: body.chat_template_kwargs.as_ref(),
+        constrained: grammar.is_some(),
     };
     let prompt = engine.chat(&input).map_err(|e| match e {
         perch_engine::EngineError::Tokenizer(_) => ApiError::from(e),
