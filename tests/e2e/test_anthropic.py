@@ -7,6 +7,7 @@ PERCH_BASE_URL (no key; the OpenAI base, ending in /v1), PERCH_KEYED_URL + PERCH
 """
 import json
 import os
+import re
 
 import anthropic
 import httpx
@@ -148,3 +149,25 @@ def test_errors_in_anthropics_shape(client):
     # The client sends its key as x-api-key, as Anthropic's API takes it.
     good = anthropic.Anthropic(base_url=KEYED_ROOT, api_key=os.environ["PERCH_API_KEY"])
     assert good.messages.create(model=MODEL, max_tokens=3, messages=QUESTION).usage.output_tokens
+
+
+def test_what_claude_code_sends(client):
+    # System turns inside the conversation, and adaptive thinking.
+    history = [{"role": "user", "content": "Hi"},
+               {"role": "system", "content": "Answer in French."},
+               {"role": "user", "content": "Name a color."}]
+    with_system = client.messages.count_tokens(model=MODEL, messages=history,
+                                               thinking={"type": "adaptive"})
+    without = client.messages.count_tokens(model=MODEL, messages=[history[0], history[2]])
+    assert with_system.input_tokens > without.input_tokens
+    # A prompt longer than the context is still counted: the client asks whether it fits.
+    long = [{"role": "user", "content": "word " * 9000}]
+    assert client.messages.count_tokens(model=MODEL, messages=long).input_tokens > 8192
+    # Too many tokens asked for: Anthropic's wording, which Claude Code retries on with less.
+    # (Sent raw: this SDK wants a stream for so large a max_tokens.)
+    refused = httpx.post(f"{ROOT}/v1/messages", json={
+        "model": MODEL, "max_tokens": 32000, "messages": QUESTION})
+    assert refused.status_code == 400
+    message = refused.json()["error"]["message"]
+    assert re.search(r"input length and `max_tokens` exceed context limit: \d+ \+ 32000 > 8192",
+                     message), message

@@ -58,7 +58,7 @@ pub(crate) fn chat_request(
         tool_choice,
         parallel_tool_calls,
         response_format: None,
-        chat_template_kwargs: conversation.thinking.map(thinking).transpose()?,
+        chat_template_kwargs: conversation.thinking.map(thinking).transpose()?.flatten(),
         sampling,
     })
 }
@@ -73,13 +73,12 @@ fn text_message(role: &str, text: String) -> Message {
 
 /// Appends the messages of turn `i`.
 fn turn(i: usize, message: &InputMessage, out: &mut Vec<Message>) -> Result<(), ApiError> {
+    // Claude Code sends `system` turns inside the conversation too.
     let role = message.role.as_str();
-    if role != "user" && role != "assistant" {
+    if !["user", "assistant", "system"].contains(&role) {
         return Err(ApiError::invalid_field(
             &format!("messages[{i}].role"),
-            format!(
-                "unknown role {role:?}: use user or assistant (the system prompt goes in system)"
-            ),
+            format!("unknown role {role:?}: use user, assistant or system"),
         ));
     }
     let blocks = match &message.content {
@@ -221,7 +220,9 @@ fn tool_choice(choice: &ToolChoice) -> Result<(Option<OpenAiToolChoice>, Option<
     Ok((chosen, parallel))
 }
 
-fn thinking(thinking: &Thinking) -> Result<Map<String, Value>, ApiError> {
+/// The template variable for `thinking`: `enabled` and `disabled` turn the model's thinking
+/// on and off; `adaptive` (Claude Code's default) leaves the template's default.
+fn thinking(thinking: &Thinking) -> Result<Option<Map<String, Value>>, ApiError> {
     if let Some(budget) = thinking.budget_tokens.filter(|&b| b < 1024) {
         return Err(ApiError::invalid_field(
             "thinking.budget_tokens",
@@ -231,15 +232,16 @@ fn thinking(thinking: &Thinking) -> Result<Map<String, Value>, ApiError> {
     let enable = match thinking.kind.as_str() {
         "enabled" => true,
         "disabled" => false,
+        "adaptive" => return Ok(None),
         other => {
             return Err(ApiError::invalid_field(
                 "thinking.type",
-                format!("unknown thinking type {other:?}: use enabled or disabled"),
+                format!("unknown thinking type {other:?}: use enabled, disabled or adaptive"),
             ))
         }
     };
-    Ok(Map::from_iter([(
+    Ok(Some(Map::from_iter([(
         "enable_thinking".to_owned(),
         Value::Bool(enable),
-    )]))
+    )])))
 }

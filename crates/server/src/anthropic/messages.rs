@@ -3,7 +3,8 @@
 //! into thinking, text and tool use blocks and sent as one `message`, or as Anthropic's
 //! event stream: `message_start`, `ping`, then per block `content_block_start`,
 //! `content_block_delta` (`thinking_delta`, `text_delta`, `input_json_delta`) and
-//! `content_block_stop`, then `message_delta` (stop reason, usage) and `message_stop`.
+//! `content_block_stop`, then `message_delta` (stop reason, usage) and `message_stop`;
+//! `ping` again every 15 s while nothing else is sent (a long prompt being read).
 
 use std::convert::Infallible;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -30,6 +31,9 @@ use crate::reply::{Reply, WholeReply};
 use crate::{ApiError, AppState};
 
 const ENDPOINT: &str = "/v1/messages";
+
+/// How often a stream with nothing new sends a `ping`.
+const PING_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Answers a conversation, as one `message` or (with `stream: true`) as events.
 #[utoipa::path(post, path = "/v1/messages", operation_id = "anthropicMessages", tag = "anthropic",
@@ -115,9 +119,14 @@ pub(crate) async fn count_tokens(
         },
     )?;
     let model = state.acquire(&body.model, None).await?;
-    let request = validate::off_runtime(&state, move |s| validate::chat(s, model, chat)).await?;
+    // Counted whatever its length: a client asks to learn whether it fits.
+    let counted = tokio::task::spawn_blocking(move || {
+        validate::chat_prompt(&model, &chat).map(|(prompt, _)| prompt.tokens.len())
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("counting the tokens failed: {e}")))??;
     Ok(Json(TokenCount {
-        input_tokens: request.generate.prompt.len(),
+        input_tokens: counted,
     }))
 }
 
@@ -201,11 +210,21 @@ fn stream_events(
             return;
         }
         let mut blocks = Blocks::default();
+        let mut keep_alive =
+            tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
         loop {
             let event = tokio::select! {
                 biased;
                 _ = tx.closed() => return,
                 event = running.next() => event,
+                // A long prompt sends nothing for minutes; pings keep the client's idle
+                // timer (Claude Code's is 180 s) from giving up on the stream.
+                _ = keep_alive.tick() => {
+                    if !send("ping", json!({"type": "ping"})).await {
+                        return;
+                    }
+                    continue;
+                }
             };
             let parts = match event {
                 None => return,

@@ -92,8 +92,8 @@ pub struct TextBlock {
 /// One turn.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 pub struct InputMessage {
-    /// `user` or `assistant`.
-    #[schema(pattern = "^(user|assistant)$")]
+    /// `user`, `assistant`, or `system` (an instruction inside the conversation).
+    #[schema(pattern = "^(user|assistant|system)$")]
     pub role: String,
     /// Text, or content blocks.
     pub content: MessageContent,
@@ -194,9 +194,9 @@ pub struct ToolChoice {
 /// `thinking`.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 pub struct Thinking {
-    /// `enabled` or `disabled`.
+    /// `enabled`, `disabled`, or `adaptive` (the template's default).
     #[serde(rename = "type")]
-    #[schema(pattern = "^(enabled|disabled)$")]
+    #[schema(pattern = "^(enabled|disabled|adaptive)$")]
     pub kind: String,
     /// At least 1024; accepted, as the answer's `max_tokens` bounds reasoning and answer
     /// together.

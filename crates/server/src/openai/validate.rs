@@ -5,7 +5,7 @@
 use perch_engine::constrain::{Grammar, ToolSpec};
 use perch_engine::generate::GenerateRequest;
 use perch_engine::sampler::SamplingParams;
-use perch_engine::text::chat_prompt::ChatInput;
+use perch_engine::text::chat_prompt::{ChatInput, ChatPrompt};
 use perch_engine::text::template::ChatMessage;
 
 use std::sync::Arc;
@@ -70,82 +70,7 @@ pub(crate) fn chat(
     model: ModelLease,
     body: ChatCompletionRequest,
 ) -> Result<ValidRequest, ApiError> {
-    if body.messages.is_empty() {
-        return Err(ApiError::invalid_field(
-            "messages",
-            "messages must hold at least one message",
-        ));
-    }
-    let mut messages = Vec::with_capacity(body.messages.len());
-    for (i, m) in body.messages.iter().enumerate() {
-        let role = match m.role.as_str() {
-            "developer" => "system",
-            r @ ("system" | "user" | "assistant" | "tool") => r,
-            other => {
-                return Err(ApiError::invalid_field(
-                    &format!("messages[{i}].role"),
-                    format!(
-                        "unknown role {other:?} (use system, developer, user, assistant or tool)"
-                    ),
-                ))
-            }
-        };
-        let content = match &m.content {
-            None => String::new(),
-            Some(Content::Text(t)) => t.clone(),
-            Some(Content::Parts(parts)) => {
-                let mut text = Vec::new();
-                for (j, p) in parts.iter().enumerate() {
-                    match (p.kind.as_str(), &p.text) {
-                        ("text", Some(t)) => text.push(t.as_str()),
-                        _ => {
-                            return Err(ApiError::invalid_field(
-                                &format!("messages[{i}].content[{j}]"),
-                                format!(
-                                    "content parts of type {:?} are not supported; send text parts",
-                                    p.kind
-                                ),
-                            ))
-                        }
-                    }
-                }
-                text.join("\n")
-            }
-        };
-        let mut message = ChatMessage::new(role, &content);
-        if let Some(name) = &m.name {
-            message.extra.insert("name".into(), name.clone().into());
-        }
-        if let Some(calls) = &m.tool_calls {
-            let calls =
-                serde_json::to_value(calls).map_err(|e| ApiError::internal(e.to_string()))?;
-            message.extra.insert("tool_calls".into(), calls);
-        }
-        if let Some(id) = &m.tool_call_id {
-            message
-                .extra
-                .insert("tool_call_id".into(), id.clone().into());
-        }
-        if let Some(reasoning) = &m.reasoning_content {
-            message
-                .extra
-                .insert("reasoning_content".into(), reasoning.clone().into());
-        }
-        messages.push(message);
-    }
-    let tools = offered_tools(&body)?;
-    let engine = &model.model().engine;
-    let grammar = chat_grammar(&body)?;
-    let input = ChatInput {
-        messages: &messages,
-        tools: tools.as_ref(),
-        template_kwargs: body.chat_template_kwargs.as_ref(),
-        constrained: grammar.is_some(),
-    };
-    let prompt = engine.chat(&input).map_err(|e| match e {
-        perch_engine::EngineError::Tokenizer(_) => ApiError::from(e),
-        e => ApiError::invalid_field("messages", e.to_string()),
-    })?;
+    let (prompt, grammar) = chat_prompt(&model, &body)?;
     let reply = Reply::new(prompt.reply, body.parallel_tool_calls == Some(false));
     let prompt = prompt.tokens;
     let logprobs = match (body.logprobs.unwrap_or(false), body.top_logprobs) {
@@ -183,7 +108,7 @@ pub(crate) fn chat(
 
 /// What a chat's answer must be, and the field that asks for it: the calls `tool_choice`
 /// forces, else `response_format`'s JSON.
-fn chat_grammar(body: &ChatCompletionRequest) -> Result<Option<(&'static str, Grammar)>, ApiError> {
+fn chat_grammar(body: &ChatCompletionRequest) -> Result<AskedGrammar, ApiError> {
     let tools = body.tools.as_deref().unwrap_or_default();
     let forced: Option<Vec<&Tool>> = match &body.tool_choice {
         Some(ToolChoice::Mode(mode)) if mode == "required" => Some(tools.iter().collect()),
@@ -319,6 +244,94 @@ pub(crate) fn check_tools(tools: &[Tool]) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The grammar a chat's answer must follow, with the field that asks for it.
+type AskedGrammar = Option<(&'static str, Grammar)>;
+
+/// A chat's prompt (its messages, with their tool calls and results, and the offered tools,
+/// through the model's template) and the grammar its answer must follow.
+pub(crate) fn chat_prompt(
+    model: &ModelLease,
+    body: &ChatCompletionRequest,
+) -> Result<(ChatPrompt, AskedGrammar), ApiError> {
+    if body.messages.is_empty() {
+        return Err(ApiError::invalid_field(
+            "messages",
+            "messages must hold at least one message",
+        ));
+    }
+    let mut messages = Vec::with_capacity(body.messages.len());
+    for (i, m) in body.messages.iter().enumerate() {
+        let role = match m.role.as_str() {
+            "developer" => "system",
+            r @ ("system" | "user" | "assistant" | "tool") => r,
+            other => {
+                return Err(ApiError::invalid_field(
+                    &format!("messages[{i}].role"),
+                    format!(
+                        "unknown role {other:?} (use system, developer, user, assistant or tool)"
+                    ),
+                ))
+            }
+        };
+        let content = match &m.content {
+            None => String::new(),
+            Some(Content::Text(t)) => t.clone(),
+            Some(Content::Parts(parts)) => {
+                let mut text = Vec::new();
+                for (j, p) in parts.iter().enumerate() {
+                    match (p.kind.as_str(), &p.text) {
+                        ("text", Some(t)) => text.push(t.as_str()),
+                        _ => {
+                            return Err(ApiError::invalid_field(
+                                &format!("messages[{i}].content[{j}]"),
+                                format!(
+                                    "content parts of type {:?} are not supported; send text parts",
+                                    p.kind
+                                ),
+                            ))
+                        }
+                    }
+                }
+                text.join("\n")
+            }
+        };
+        let mut message = ChatMessage::new(role, &content);
+        if let Some(name) = &m.name {
+            message.extra.insert("name".into(), name.clone().into());
+        }
+        if let Some(calls) = &m.tool_calls {
+            let calls =
+                serde_json::to_value(calls).map_err(|e| ApiError::internal(e.to_string()))?;
+            message.extra.insert("tool_calls".into(), calls);
+        }
+        if let Some(id) = &m.tool_call_id {
+            message
+                .extra
+                .insert("tool_call_id".into(), id.clone().into());
+        }
+        if let Some(reasoning) = &m.reasoning_content {
+            message
+                .extra
+                .insert("reasoning_content".into(), reasoning.clone().into());
+        }
+        messages.push(message);
+    }
+    let tools = offered_tools(body)?;
+    let engine = &model.model().engine;
+    let grammar = chat_grammar(body)?;
+    let input = ChatInput {
+        messages: &messages,
+        tools: tools.as_ref(),
+        template_kwargs: body.chat_template_kwargs.as_ref(),
+        constrained: grammar.is_some(),
+    };
+    let prompt = engine.chat(&input).map_err(|e| match e {
+        perch_engine::EngineError::Tokenizer(_) => ApiError::from(e),
+        e => ApiError::invalid_field("messages", e.to_string()),
+    })?;
+    Ok((prompt, grammar))
+}
+
 /// The tools the model is offered, as the template takes them: checked, and none when
 /// `tool_choice` is `none`.
 fn offered_tools(body: &ChatCompletionRequest) -> Result<Option<serde_json::Value>, ApiError> {
@@ -425,9 +438,10 @@ fn finish(
     if prompt.len() > longest {
         return Err(ApiError::context_length(
             prompt_field,
+            // Anthropic's wording, which Claude Code recognises.
             format!(
-                "the prompt is {} tokens but this server accepts at most {longest} for this \
-                 model (context {context})",
+                "prompt is too long: {} tokens > {longest} maximum (this server's limit for \
+                 this model, whose context is {context})",
                 prompt.len(),
             ),
         ));
@@ -495,13 +509,15 @@ fn finish(
         Some(n) if n > room => {
             return Err(ApiError::context_length(
                 "max_tokens",
+                // Anthropic's wording, which Claude Code recognises and retries on.
                 format!(
-                    "the prompt is {} tokens and max_tokens is {n}: {} in all, beyond this \
-                     model's context of {context} tokens; ask for at most {room}",
+                    "input length and `max_tokens` exceed context limit: {} + {n} > {context} \
+                     ({} in all), decrease input length or `max_tokens` and try again: ask for \
+                     at most {room}",
                     prompt.len(),
                     prompt.len() + n
                 ),
-            ))
+            ));
         }
         Some(n) => n,
         None => room.min(cap),
