@@ -2,7 +2,9 @@
 //!
 //! A template that renders tools gets them as it expects: the `tools` list, and each
 //! assistant call's `function.arguments` as an object (OpenAI sends JSON text; Qwen's,
-//! Llama's and Mistral's templates print it with `tojson`).
+//! Llama's and Mistral's templates print it with `tojson`). Mistral's templates refuse call
+//! ids that are not nine letters and digits, so for Mistral every other id (`call_…`,
+//! `toolu_…`) is mapped to one, the same for a call and the result that answers it.
 //!
 //! A template that knows nothing of tools (SmolLM2's, Llama 2's…) gets Perch's own
 //! documented format, which the Hermes reader understands:
@@ -17,6 +19,7 @@
 
 use serde_json::{Map, Value};
 
+use super::syntax::{ReplySyntax, ToolSyntax};
 use crate::text::template::ChatMessage;
 
 /// What the system prompt says before the tool list.
@@ -35,9 +38,13 @@ Function results come back between <tool_response> and </tool_response>.";
 pub fn prepare(
     messages: &[ChatMessage],
     tools: Option<&Value>,
-    template_takes_tools: bool,
+    syntax: &ReplySyntax,
 ) -> Vec<ChatMessage> {
-    let messages: Vec<ChatMessage> = messages.iter().map(arguments_as_objects).collect();
+    let template_takes_tools = syntax.template_takes_tools;
+    let mut messages: Vec<ChatMessage> = messages.iter().map(arguments_as_objects).collect();
+    if syntax.tools == ToolSyntax::Mistral {
+        messages.iter_mut().for_each(mistral_ids);
+    }
     if template_takes_tools {
         return messages;
     }
@@ -97,6 +104,38 @@ fn arguments_as_objects(message: &ChatMessage) -> ChatMessage {
     message
 }
 
+/// `message` with its call ids (and the id a tool result answers) as nine letters and
+/// digits: kept when they are, else derived from the id (FNV-1a, in base 62), so a call
+/// and its result still match.
+fn mistral_ids(message: &mut ChatMessage) {
+    fn nine(id: &str) -> String {
+        if id.len() == 9 && id.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return id.to_owned();
+        }
+        const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+        let mut hash = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        (0..9)
+            .map(|_| {
+                let digit = DIGITS[(hash % 62) as usize] as char;
+                hash /= 62;
+                digit
+            })
+            .collect()
+    }
+    if let Some(Value::String(id)) = message.extra.get_mut("tool_call_id") {
+        *id = nine(id);
+    }
+    if let Some(Value::Array(calls)) = message.extra.get_mut("tool_calls") {
+        for call in calls {
+            if let Some(Value::String(id)) = call.get_mut("id") {
+                *id = nine(id);
+            }
+        }
+    }
+}
+
 /// An assistant turn with its calls written into its text, Hermes style.
 fn calls_as_text(message: &ChatMessage) -> ChatMessage {
     let mut out = message.clone();
@@ -137,9 +176,48 @@ mod tests {
         m
     }
 
+    fn syntax(tools: ToolSyntax, template_takes_tools: bool) -> ReplySyntax {
+        ReplySyntax {
+            tools,
+            template_takes_tools,
+            reasons: false,
+        }
+    }
+
+    #[test]
+    fn mistral_gets_nine_character_ids_that_still_match() {
+        let mut result = ChatMessage::new("tool", "18 C");
+        result.extra.insert("tool_call_id".into(), "call_1".into());
+        let mut kept = ChatMessage::new("tool", "sunny");
+        kept.extra.insert("tool_call_id".into(), "a1B2c3D4e".into());
+        let out = prepare(
+            &[assistant_calling(), result, kept],
+            None,
+            &syntax(ToolSyntax::Mistral, true),
+        );
+        let id = out[0].extra["tool_calls"][0]["id"].as_str().unwrap();
+        assert!(
+            id.len() == 9 && id.chars().all(|c| c.is_ascii_alphanumeric()),
+            "{id}"
+        );
+        assert_eq!(out[1].extra["tool_call_id"], id);
+        assert_eq!(out[2].extra["tool_call_id"], "a1B2c3D4e");
+        // Other families keep the ids they were given.
+        let out = prepare(
+            &[assistant_calling()],
+            None,
+            &syntax(ToolSyntax::Hermes, true),
+        );
+        assert_eq!(out[0].extra["tool_calls"][0]["id"], "call_1");
+    }
+
     #[test]
     fn a_template_with_tools_gets_arguments_as_objects() {
-        let out = prepare(&[assistant_calling()], None, true);
+        let out = prepare(
+            &[assistant_calling()],
+            None,
+            &syntax(ToolSyntax::Hermes, true),
+        );
         assert_eq!(
             out[0].extra["tool_calls"][0]["function"]["arguments"],
             json!({"city": "Paris"})
@@ -156,7 +234,7 @@ mod tests {
             ChatMessage::new("tool", "18 C"),
             ChatMessage::new("tool", "sunny"),
         ];
-        let out = prepare(&messages, Some(&tools), false);
+        let out = prepare(&messages, Some(&tools), &syntax(ToolSyntax::Hermes, false));
         let roles: Vec<&str> = out.iter().map(|m| m.role.as_str()).collect();
         assert_eq!(roles, ["system", "user", "assistant", "user"]);
         assert!(out[0]
@@ -175,7 +253,11 @@ mod tests {
             "<tool_response>\n18 C\n</tool_response>\n<tool_response>\nsunny\n</tool_response>"
         );
         // No system message: one is added.
-        let out = prepare(&messages[1..2], Some(&tools), false);
+        let out = prepare(
+            &messages[1..2],
+            Some(&tools),
+            &syntax(ToolSyntax::Hermes, false),
+        );
         assert_eq!(out[0].role, "system");
         assert_eq!(out[1].content, "Weather in Paris?");
     }

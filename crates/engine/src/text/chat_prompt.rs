@@ -66,19 +66,18 @@ impl ChatText<'_> {
     pub fn render(&self, input: &ChatInput<'_>) -> Result<MarkedText> {
         let tools = input.tools.filter(|_| input.offers_tools());
         let tokenizer = self.tokenizer;
-        let messages: Vec<ChatMessage> =
-            tool_prompt::prepare(input.messages, tools, self.syntax.template_takes_tools)
-                .into_iter()
-                .map(|m| ChatMessage {
-                    role: m.role,
-                    content: tokenizer.defuse(&m.content),
-                    extra: m
-                        .extra
-                        .iter()
-                        .map(|(k, v)| (k.clone(), defuse_strings(tokenizer, v)))
-                        .collect(),
-                })
-                .collect();
+        let messages: Vec<ChatMessage> = tool_prompt::prepare(input.messages, tools, &self.syntax)
+            .into_iter()
+            .map(|m| ChatMessage {
+                role: m.role,
+                content: tokenizer.defuse(&m.content),
+                extra: m
+                    .extra
+                    .iter()
+                    .map(|(k, v)| (k.clone(), defuse_strings(tokenizer, v)))
+                    .collect(),
+            })
+            .collect();
         let template_tools = tools
             .filter(|_| self.syntax.template_takes_tools)
             .map(|t| defuse_strings(tokenizer, t));
