@@ -38,6 +38,8 @@ struct Envelope<'a> {
     id: &'a str,
     created: u64,
     model: &'a str,
+    /// [`fingerprint`] of the model, computed once per answer, not per chunk.
+    fingerprint: String,
 }
 
 impl Family {
@@ -82,7 +84,7 @@ impl Family {
                 object: "chat.completion",
                 created: at.created,
                 model: at.model.to_owned(),
-                system_fingerprint: fingerprint(at.model),
+                system_fingerprint: at.fingerprint.clone(),
                 choices: vec![ChatChoice {
                     index: 0,
                     message: AssistantMessage {
@@ -115,7 +117,7 @@ impl Family {
                 object: "text_completion",
                 created: at.created,
                 model: at.model.to_owned(),
-                system_fingerprint: fingerprint(at.model),
+                system_fingerprint: at.fingerprint.clone(),
                 choices: vec![CompletionChoice {
                     index: 0,
                     text: reply.text,
@@ -137,7 +139,7 @@ impl Family {
                 object: "chat.completion.chunk",
                 created: at.created,
                 model: at.model.to_owned(),
-                system_fingerprint: fingerprint(at.model),
+                system_fingerprint: at.fingerprint.clone(),
                 choices: choice
                     .map(|c| ChunkChoice {
                         index: 0,
@@ -157,7 +159,7 @@ impl Family {
                 object: "text_completion",
                 created: at.created,
                 model: at.model.to_owned(),
-                system_fingerprint: fingerprint(at.model),
+                system_fingerprint: at.fingerprint.clone(),
                 choices: choice
                     .map(|c| CompletionChoice {
                         index: 0,
@@ -313,6 +315,7 @@ async fn collect(
                     id: &family.id(),
                     created: created(),
                     model: request.model_name(),
+                    fingerprint: fingerprint(request.model_name()),
                 };
                 return Ok(family.full(&at, reply, lp, reason, &finished));
             }
@@ -341,6 +344,7 @@ fn stream(
             id: &id,
             created,
             model: request.model_name(),
+            fingerprint: fingerprint(request.model_name()),
         };
         let no_usage = || request.include_usage.then_some(None);
         let chunk = |choice: Option<ChunkParts>, usage: ChunkUsage| {
