@@ -7,9 +7,14 @@ Reads a JSON request on stdin and prints JSON results on stdout.
     -> [{"prompt_ids": [...], "tokens": [...], "top": [[id, logprob], ...]}, ...]
   {"model": DIR, "logits_for": [[id, ...], ...]}
     -> [{"logits": [[...vocab...] per position]}, ...]
+  {"model": DIR, "embed_for": [[id, ...], ...], "pooling": "last" | "mean",
+   "normalize": true, "dimensions": N}
+    -> [{"embedding": [...]}, ...]
 
 Greedy decoding with mlx-lm's own generate_step; the chat is tokenized with the model's
-template through transformers, as mlx-lm's server does. The model is cast to float32,
+template through transformers, as mlx-lm's server does. Embeddings pool the final hidden
+states of mlx-lm's model body (after its last norm), one input at a time, with no padding:
+an independent computation of what Perch does in batches. The model is cast to float32,
 as Perch computes on the CPU. Run it through scripts/python-env's python, e.g.
 
   echo '{"model": "/tmp/smollm2-mlx", "chats": [[{"role": "user", "content": "Hi"}]]}' \
@@ -47,9 +52,19 @@ def greedy(model, tokenizer, prompt_ids, max_tokens, top):
     return tokens, first_top
 
 
+def embedding(model, ids, pooling, normalize, dimensions):
+    hidden = model.model(mx.array([ids]))[0].astype(mx.float32)
+    pooled = hidden[-1] if pooling == "last" else mx.mean(hidden, axis=0)
+    if dimensions:
+        pooled = pooled[:dimensions]
+    if normalize:
+        pooled = pooled / mx.linalg.norm(pooled)
+    return pooled.tolist()
+
+
 def main():
     request = json.load(sys.stdin)
-    if request.get("chats"):
+    if request.get("chats") or request.get("embed_for"):
         model, tokenizer = load(request["model"])
     else:  # logits only: the directory may hold no tokenizer
         model, _ = load_model(Path(request["model"]))
@@ -59,6 +74,10 @@ def main():
         ids = chat_ids(tokenizer, chat)
         tokens, top = greedy(model, tokenizer, ids, request.get("max_tokens", 32), request.get("top", 5))
         results.append({"prompt_ids": ids, "tokens": tokens, "top": top})
+    for ids in request.get("embed_for", []):
+        vector = embedding(model, ids, request.get("pooling", "last"),
+                           request.get("normalize", True), request.get("dimensions"))
+        results.append({"embedding": vector})
     for ids in request.get("logits_for", []):
         logits = model(mx.array([ids]))[0].astype(mx.float32)
         results.append({"logits": logits.tolist()})

@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 
 use crate::config::ModelConfig;
 use crate::constrain::{Constraint, Grammar, Vocabulary};
+use crate::embed::{self, EmbedRequest, EmbeddingJob, EmbeddingRecipe, Embeddings};
 use crate::generate::{self, Event, FinishReason, Finished, GenerateRequest, Phase};
-use crate::job_queue::{Job, JobQueue};
+use crate::job_queue::{Job, JobQueue, Work};
 use crate::model::Model;
 use crate::reply::ReplySyntax;
 use crate::sampling_defaults::SamplingDefaults;
@@ -45,6 +46,8 @@ pub struct ModelInfo {
     pub reply_syntax: ReplySyntax,
     /// The sampling its makers recommend.
     pub sampling_defaults: SamplingDefaults,
+    /// How it embeds, or what its card asks for that Perch cannot do.
+    pub embedding: std::result::Result<EmbeddingRecipe, String>,
 }
 
 /// A loaded model that can tokenize, render chats and generate.
@@ -67,6 +70,10 @@ pub trait Engine: Send + Sync {
     /// Starts generating; events arrive on the returned stream. Dropping the stream
     /// cancels the generation at its next step.
     fn generate(&self, request: GenerateRequest) -> Result<GenerationStream>;
+    /// Starts embedding the inputs of `request` (an invalid request, saying why, when an
+    /// input is empty or holds ids beyond the vocabulary, or `dimensions` is out of range).
+    /// Dropping the job cancels it.
+    fn embed(&self, request: EmbedRequest) -> Result<EmbeddingJob>;
     /// Bytes of key/value cache the running generation holds now (0 when idle).
     fn kv_bytes_in_use(&self) -> usize;
 }
@@ -85,13 +92,16 @@ impl GenerationStream {
     /// still waiting for the model is taken out of the queue and ends at once.
     pub fn cancel(&self) {
         self.cancel.store(true, Ordering::Relaxed);
-        if let Some(job) = self.queue.remove(self.id) {
+        let Some(job) = self.queue.remove(self.id) else {
+            return;
+        };
+        if let Work::Generate { request, events } = &job.work {
             let _span = job.span.enter();
             let waited = job.arrived.elapsed();
             let finished =
-                generate::cancelled_summary(&job.request, Phase::Queued, 0, job.arrived, waited);
+                generate::cancelled_summary(request, Phase::Queued, 0, job.arrived, waited);
             log_cancelled(&finished);
-            let _ = job.events.send(Ok(Event::Done(finished)));
+            let _ = events.send(Ok(Event::Done(finished)));
         }
     }
 
@@ -164,6 +174,7 @@ impl MlxEngine {
                     }
                 };
                 let sampling_defaults = SamplingDefaults::of(&owned);
+                let embedding = EmbeddingRecipe::of(&owned);
                 let info = ModelInfo {
                     path: owned,
                     config: model.transformer.config().clone(),
@@ -173,6 +184,7 @@ impl MlxEngine {
                     notes: model.notes.clone(),
                     eos_token_ids: model.eos_token_ids.clone(),
                     sampling_defaults,
+                    embedding,
                     reply_syntax: ReplySyntax::detect(model.chat_template.as_ref(), |token| {
                         model.tokenizer.token_id(token).is_some()
                     }),
@@ -205,20 +217,48 @@ impl MlxEngine {
 
 fn run_job(model: &Model, job: Job, queue: &JobQueue, cached_tokens: &AtomicUsize) {
     let _span = job.span.enter();
-    let events = job.events;
     let cancelled = || job.cancel.load(Ordering::Relaxed) || queue.is_closed();
-    cached_tokens.store(job.request.prompt.len(), Ordering::Relaxed);
-    let result = generate::generate(model, &job.request, job.arrived, &cancelled, |event| {
-        if let Event::Chunk { tokens, .. } = &event {
-            cached_tokens.fetch_add(tokens.len(), Ordering::Relaxed);
+    match job.work {
+        Work::Generate { request, events } => {
+            cached_tokens.store(request.prompt.len(), Ordering::Relaxed);
+            let result = generate::generate(model, &request, job.arrived, &cancelled, |event| {
+                if let Event::Chunk { tokens, .. } = &event {
+                    cached_tokens.fetch_add(tokens.len(), Ordering::Relaxed);
+                }
+                events.send(Ok(event)).is_ok()
+            });
+            cached_tokens.store(0, Ordering::Relaxed);
+            match result {
+                Ok(finished) => log_cancelled(&finished),
+                Err(e) => {
+                    let _ = events.send(Err(e));
+                }
+            }
         }
-        events.send(Ok(event)).is_ok()
-    });
-    cached_tokens.store(0, Ordering::Relaxed);
-    match result {
-        Ok(finished) => log_cancelled(&finished),
-        Err(e) => {
-            let _ = events.send(Err(e));
+        Work::Embed {
+            request,
+            recipe,
+            reply,
+        } => {
+            let started = Instant::now();
+            let prompt_tokens = request.inputs.iter().map(Vec::len).sum();
+            cached_tokens.store(prompt_tokens, Ordering::Relaxed);
+            let result = embed::run(model, &recipe, &request, &cancelled);
+            cached_tokens.store(0, Ordering::Relaxed);
+            let answer = match result {
+                Ok(Some(vectors)) => Ok(Embeddings {
+                    vectors,
+                    prompt_tokens,
+                    queued: started - job.arrived,
+                    compute_time: started.elapsed(),
+                }),
+                Ok(None) => {
+                    tracing::info!(prompt_tokens, "embedding request cancelled");
+                    return;
+                }
+                Err(e) => Err(e),
+            };
+            let _ = reply.send(answer);
         }
     }
 }
@@ -292,6 +332,33 @@ impl Engine for MlxEngine {
         self.cached_tokens.load(Ordering::Relaxed) * self.info.kv_bytes_per_token
     }
 
+    fn embed(&self, request: EmbedRequest) -> Result<EmbeddingJob> {
+        let recipe = self.check_embed(&request)?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let id = self.jobs.next_id();
+        let job = Job {
+            id,
+            arrived: Instant::now(),
+            work: Work::Embed {
+                request,
+                recipe,
+                reply,
+            },
+            cancel: cancel.clone(),
+            span: tracing::Span::current(),
+        };
+        if !self.jobs.push(job) {
+            return Err(EngineError::Unloaded);
+        }
+        Ok(EmbeddingJob {
+            reply: Some(answer),
+            cancel,
+            queue: self.jobs.clone(),
+            id,
+        })
+    }
+
     fn generate(&self, request: GenerateRequest) -> Result<GenerationStream> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let cancel = Arc::new(AtomicBool::new(false));
@@ -299,8 +366,10 @@ impl Engine for MlxEngine {
         let job = Job {
             id,
             arrived: request.arrived.unwrap_or_else(Instant::now),
-            request,
-            events: tx,
+            work: Work::Generate {
+                request,
+                events: tx,
+            },
             cancel: cancel.clone(),
             span: tracing::Span::current(),
         };
@@ -313,6 +382,38 @@ impl Engine for MlxEngine {
             queue: self.jobs.clone(),
             id,
         })
+    }
+}
+
+impl MlxEngine {
+    /// Checks `request` against the model before it queues; the model's recipe.
+    fn check_embed(&self, request: &EmbedRequest) -> Result<EmbeddingRecipe> {
+        let invalid = |m: String| Err(EngineError::InvalidRequest(m));
+        let recipe = match &self.info.embedding {
+            Ok(recipe) => *recipe,
+            Err(why) => return invalid(why.clone()),
+        };
+        if request.inputs.is_empty() {
+            return invalid("there is nothing to embed: the input is empty".into());
+        }
+        let vocab = self.info.config.vocab_size as u32;
+        for (i, input) in request.inputs.iter().enumerate() {
+            if input.is_empty() {
+                return invalid(format!("input {i} is empty"));
+            }
+            if let Some(id) = input.iter().find(|&&id| id >= vocab) {
+                return invalid(format!(
+                    "input {i} holds token id {id}, beyond this model's vocabulary of {vocab}"
+                ));
+            }
+        }
+        let width = self.info.config.hidden_size as usize;
+        match request.dimensions {
+            Some(d) if d == 0 || d > width => invalid(format!(
+                "dimensions must be between 1 and {width} (this model's embedding size), got {d}"
+            )),
+            _ => Ok(recipe),
+        }
     }
 }
 

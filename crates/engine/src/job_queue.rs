@@ -8,14 +8,29 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
+use crate::embed::{EmbedRequest, EmbeddingRecipe, Embeddings};
 use crate::generate::{Event, GenerateRequest};
 use crate::Result;
+
+/// What a job asks of the model, and where its answer goes.
+pub(crate) enum Work {
+    /// Generate, sending events as they come.
+    Generate {
+        request: GenerateRequest,
+        events: tokio::sync::mpsc::UnboundedSender<Result<Event>>,
+    },
+    /// Embed, answering once.
+    Embed {
+        request: EmbedRequest,
+        recipe: EmbeddingRecipe,
+        reply: tokio::sync::oneshot::Sender<Result<Embeddings>>,
+    },
+}
 
 /// One request for the worker.
 pub(crate) struct Job {
     pub id: u64,
-    pub request: GenerateRequest,
-    pub events: tokio::sync::mpsc::UnboundedSender<Result<Event>>,
+    pub work: Work,
     pub cancel: Arc<AtomicBool>,
     /// The caller's tracing span, entered while the job runs.
     pub span: tracing::Span,
@@ -105,8 +120,10 @@ mod tests {
     fn job(queue: &JobQueue) -> Job {
         Job {
             id: queue.next_id(),
-            request: GenerateRequest::default(),
-            events: tokio::sync::mpsc::unbounded_channel().0,
+            work: Work::Generate {
+                request: GenerateRequest::default(),
+                events: tokio::sync::mpsc::unbounded_channel().0,
+            },
             cancel: Arc::default(),
             span: tracing::Span::none(),
             arrived: Instant::now(),

@@ -4,8 +4,9 @@
 //! the Llama / Qwen2 / Qwen3 network and runs batched forward passes over a growing
 //! [`kv_cache`]; [`text`] holds the tokenizer, chat templates and the streaming
 //! detokenizer; [`reply`] reads replies back into text, reasoning and tool calls;
-//! [`sampler`] turns logits into tokens; [`generate`] runs the loop; and
-//! [`engine`] puts a loaded model on its own thread behind the [`Engine`] trait.
+//! [`sampler`] turns logits into tokens; [`generate`] runs the loop; [`embed`] pools
+//! hidden states into embeddings; and [`engine`] puts a loaded model on its own thread
+//! behind the [`Engine`] trait.
 //!
 //! No HTTP, no settings files and no async runtime live here.
 
@@ -13,6 +14,7 @@ pub mod batch;
 pub mod buffer_cache;
 pub mod config;
 pub mod constrain;
+pub mod embed;
 pub mod engine;
 mod error;
 pub mod format;

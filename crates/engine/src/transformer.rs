@@ -160,6 +160,23 @@ impl Transformer {
         layout: &BatchLayout,
         all_positions: bool,
     ) -> Result<Array> {
+        let h = self.hidden_states(ids, cache, layout, all_positions)?;
+        match &self.lm_head {
+            Some(head) => head.forward(&h),
+            None => self.embed_tokens.as_linear(&h),
+        }
+    }
+
+    /// The final hidden states (after the last norm, before the output head) of `ids`,
+    /// `[batch, len, hidden]` when `all_positions`, else the last position's,
+    /// `[batch, 1, hidden]`: what embeddings pool.
+    pub fn hidden_states(
+        &self,
+        ids: &Array,
+        cache: &mut [LayerCache],
+        layout: &BatchLayout,
+        all_positions: bool,
+    ) -> Result<Array> {
         let shape = ids.shape();
         let (batch, len) = (shape[0], shape[1]);
         let offset = cache.first().map_or(0, LayerCache::offset);
@@ -197,11 +214,7 @@ impl Transformer {
             let hidden = self.config.hidden_size;
             h = h.slice(&[0, len - 1, 0], &[batch, len, hidden], &[1, 1, 1])?;
         }
-        let h = self.norm.forward(&h)?;
-        match &self.lm_head {
-            Some(head) => head.forward(&h),
-            None => self.embed_tokens.as_linear(&h),
-        }
+        self.norm.forward(&h)
     }
 
     #[allow(clippy::too_many_arguments)]
