@@ -112,6 +112,7 @@ fn openai_client_suite_against_the_real_server() {
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
         .arg(repo().join("tests/e2e/test_openai.py"))
         .arg(repo().join("tests/e2e/test_anthropic.py"))
+        .arg(repo().join("tests/e2e/test_embeddings.py"))
         .env("PERCH_BASE_URL", &plain.base_url)
         .env("PERCH_KEYED_URL", &keyed.base_url)
         .env("PERCH_API_KEY", "sekret-key")

@@ -17,6 +17,7 @@ mod auth;
 mod blocking;
 mod channel_stream;
 mod connections;
+mod embed;
 mod error;
 mod error_shape;
 mod exposure;

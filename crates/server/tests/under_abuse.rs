@@ -350,3 +350,98 @@ async fn a_prompt_plus_max_tokens_beyond_the_context_is_refused_with_both_number
         assert!(message.contains(number), "{message}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_embedding_abandoned_midway_stops_and_frees_its_slot() {
+    let limits = Limits {
+        max_queue: 1,
+        ..Limits::default()
+    };
+    let base = start_with(None, limits).await;
+    let url = format!("{base}/v1/embeddings");
+    // Sixteen 500-token inputs: several minutes of work on this CPU.
+    let inputs: Vec<Vec<u32>> = (0..16)
+        .map(|n| (0..500).map(|i| 100 + (n * 500 + i) % 20_000).collect())
+        .collect();
+    abandon(
+        &url,
+        &json!({"model": common::MODEL, "input": inputs}),
+        Duration::from_secs(2),
+    )
+    .await;
+    let short = json!({"model": common::MODEL, "input": "The capital of France"});
+    assert_eq!(status_of(&url, &short).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn embedding_inputs_past_the_prompt_limit_are_refused_or_cut_as_asked() {
+    let limits = Limits {
+        max_prompt_tokens: 8,
+        ..Limits::default()
+    };
+    let base = start_with(None, limits).await;
+    let client = reqwest::Client::new();
+    let post = |path: &str, body: Value| client.post(format!("{base}{path}")).json(&body).send();
+    let ids: Vec<u32> = (0..12).map(|i| 300 + i).collect();
+
+    let (status, error) = error_of(
+        post(
+            "/v1/embeddings",
+            json!({"model": common::MODEL, "input": [ids.clone()]}),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(error["code"], "context_length_exceeded");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("12 tokens") && message.contains('8'),
+        "{message}"
+    );
+
+    // Ollama's /api/embed cuts inputs to the limit unless told not to.
+    let text = "one two three four five six seven eight nine ten eleven twelve";
+    let refused = post(
+        "/api/embed",
+        json!({"model": common::MODEL, "input": text, "truncate": false}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(refused.status(), 400);
+    let cut: Value = post("/api/embed", json!({"model": common::MODEL, "input": text}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cut["prompt_eval_count"], 8);
+    // The same vector as the input's first eight tokens, sent as ids.
+    let engine = perch_engine::MlxEngine::load(&perch_test_support::test_model()).unwrap();
+    let first_eight = &perch_engine::Engine::tokenize(&engine, text, true).unwrap()[..8];
+    let whole: Value = post(
+        "/v1/embeddings",
+        json!({"model": common::MODEL, "input": [first_eight], "encoding_format": "float"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let vector = |v: &Value| -> Vec<f64> { serde_json::from_value(v.clone()).unwrap() };
+    let (cut, whole) = (
+        vector(&cut["embeddings"][0]),
+        vector(&whole["data"][0]["embedding"]),
+    );
+    assert_eq!(cut.len(), whole.len());
+    let worst = cut
+        .iter()
+        .zip(&whole)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(
+        worst < 1e-6,
+        "the cut input differs from its first 8 tokens by {worst}"
+    );
+}

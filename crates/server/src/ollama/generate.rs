@@ -333,7 +333,7 @@ fn sampling(o: Options, stream: bool, recommended: &SamplingDefaults) -> Samplin
     }
 }
 
-fn keep_alive(value: Option<&Value>) -> Result<Option<KeepAlive>, ApiError> {
+pub(super) fn keep_alive(value: Option<&Value>) -> Result<Option<KeepAlive>, ApiError> {
     KeepAlive::from_field(value).map_err(|m| ApiError::invalid_field("keep_alive", m))
 }
 
@@ -493,6 +493,6 @@ fn finish(chunk: &mut GenerateChunk, finished: &Finished, arrived: Instant, load
     chunk.eval_duration = Some(nanos(finished.decode_time));
 }
 
-fn nanos(d: Duration) -> u64 {
+pub(super) fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }

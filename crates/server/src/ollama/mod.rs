@@ -1,9 +1,10 @@
 //! Ollama's native API under `/api`, in Ollama's shapes, so Ollama's clients work
 //! unchanged against Perch: the model list and details, what is loaded, pull (NDJSON
-//! progress), delete and copy, and chat and generate (NDJSON streaming). Requests go the
+//! progress), delete and copy, chat and generate (NDJSON streaming), and embeddings. Requests go the
 //! same way as OpenAI's: the body is turned into the same validated request and run by
 //! the same code; only the shapes differ (errors are reshaped in [`crate::error_shape`]).
 
+pub mod embed;
 pub(crate) mod generate;
 pub(crate) mod models;
 pub(crate) mod pull;
@@ -33,6 +34,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/api/pull", post(pull::pull))
         .route("/api/chat", post(generate::chat))
         .route("/api/generate", post(generate::generate))
+        .route("/api/embed", post(embed::embed_batch))
+        .route("/api/embeddings", post(embed::embed_one))
 }
 
 /// 404 in Ollama's words.

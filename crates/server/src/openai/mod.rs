@@ -3,6 +3,7 @@
 
 pub(crate) mod chat;
 pub(crate) mod completions;
+pub mod embeddings;
 mod logprobs;
 pub(crate) mod models;
 mod respond;
@@ -23,4 +24,5 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1/models/{*id}", get(models::retrieve))
         .route("/v1/chat/completions", post(chat::create))
         .route("/v1/completions", post(completions::create))
+        .route("/v1/embeddings", post(embeddings::create))
 }
