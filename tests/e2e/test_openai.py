@@ -183,6 +183,40 @@ def test_the_same_seed_gives_the_same_answer(client):
     assert ask(7) == ask(7)
 
 
+def test_n_choices_whole_and_streamed(client):
+    story = [{"role": "user", "content": "Tell me a story about a cat."}]
+    r = client.chat.completions.create(model=MODEL, messages=story, temperature=1.0, seed=3,
+                                       max_tokens=12, n=3)
+    assert [c.index for c in r.choices] == [0, 1, 2]
+    texts = [c.message.content for c in r.choices]
+    assert len(set(texts)) > 1, texts  # each choice draws with its own seed
+    # Choice i is what the request alone gives with seed 3 + i; the prompt is counted
+    # once, the completions added up.
+    alone = [client.chat.completions.create(model=MODEL, messages=story, temperature=1.0,
+                                            seed=3 + i, max_tokens=12) for i in range(3)]
+    assert [a.choices[0].message.content for a in alone] == texts
+    assert r.usage.prompt_tokens == alone[0].usage.prompt_tokens
+    assert r.usage.completion_tokens == sum(a.usage.completion_tokens for a in alone)
+    streamed = {0: "", 1: "", 2: ""}
+    reasons, usage = {}, None
+    for chunk in client.chat.completions.create(model=MODEL, messages=story, temperature=1.0, seed=3,
+                                                max_tokens=12, n=3, stream=True,
+                                                stream_options={"include_usage": True}):
+        if chunk.usage:
+            usage = chunk.usage
+        for c in chunk.choices:
+            streamed[c.index] += c.delta.content or ""
+            if c.finish_reason:
+                reasons[c.index] = c.finish_reason
+    assert [streamed[i] for i in range(3)] == texts
+    assert set(reasons) == {0, 1, 2}
+    assert usage.completion_tokens == r.usage.completion_tokens
+    greedy = client.completions.create(model=MODEL, prompt="The capital of France is",
+                                       temperature=0, max_tokens=3, n=2)
+    assert len(greedy.choices) == 2 and greedy.choices[0].text == greedy.choices[1].text
+    assert greedy.usage.completion_tokens == 6
+
+
 def test_completions_with_text_and_token_ids(client):
     r = client.completions.create(model=MODEL, prompt="The capital of France is", temperature=0, max_tokens=3)
     assert r.choices[0].text.strip() != "" and r.choices[0].finish_reason == "length"
@@ -232,7 +266,8 @@ def test_malformed_and_invalid_bodies_get_openai_shaped_400s():
     for field, body in [
         ("temperature", {"temperature": 5}),
         ("temperature", {"temperature": "hot"}),
-        ("n", {"n": 2}),
+        ("n", {"n": 0}),
+        ("n", {"n": 17}),
         ("messages", {"messages": []}),
         ("top_logprobs", {"top_logprobs": 3}),
         ("logit_bias", {"logit_bias": {"abc": 1}}),

@@ -115,6 +115,15 @@ impl GenerationStream {
     pub async fn recv(&mut self) -> Option<Result<Event>> {
         self.events.recv().await
     }
+
+    /// The next event if one is ready, else registers `cx` to be woken for it (for
+    /// callers that wait on several streams at once).
+    pub fn poll_recv(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Event>>> {
+        self.events.poll_recv(cx)
+    }
 }
 
 impl Iterator for GenerationStream {

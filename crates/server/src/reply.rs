@@ -5,7 +5,7 @@
 use perch_engine::reply::{ReplyParser, ReplyPart, ToolCall};
 
 /// The reply of one request, read piece by piece.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(crate) struct Reply {
     parser: Option<ReplyParser>,
     one_call: bool,

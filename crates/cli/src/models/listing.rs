@@ -2,6 +2,7 @@
 //! `perch ps` (what the running node has loaded) and `perch show NAME`.
 
 use anyhow::{bail, Context};
+use perch_engine::embed::EmbeddingRecipe;
 use perch_engine::sampling_defaults::SamplingDefaults;
 use perch_runtime::node::system_budget;
 use perch_runtime::planner::{Footprint, MemoryPlanner};
@@ -219,6 +220,13 @@ pub fn show(args: super::NameArg) -> anyhow::Result<()> {
                 "{} (the model's recommendation; a request's own fields win)",
                 recommended.join(", ")
             )
+        }
+    );
+    println!(
+        "embeddings    {}",
+        match EmbeddingRecipe::of(&model.load_path()) {
+            Ok(recipe) => recipe.to_string(),
+            Err(why) => format!("not available: {why}"),
         }
     );
     Ok(())

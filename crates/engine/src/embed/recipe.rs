@@ -3,7 +3,8 @@
 //! (`modules.json`, and the pooling module's `config.json`), which is where cards such as
 //! Qwen3-Embedding's write it down; a model without them gets Perch's documented default,
 //! the last token's state, normalised (what a causal decoder's last position has read:
-//! the whole input).
+//! the whole input). Downloads keep only a repository's top-level files, so a card whose
+//! pooling folder is missing pools by the last token, as decoder embedding models do.
 
 use std::path::Path;
 
@@ -79,6 +80,9 @@ impl EmbeddingRecipe {
                 "Normalize" => recipe.normalize = true,
                 "Pooling" => {
                     let file = path.join(&module.path).join("config.json");
+                    if !file.is_file() {
+                        continue;
+                    }
                     let config: PoolingConfig = serde_json::from_str(&read(&file)?)
                         .map_err(|e| format!("{}: {e}", file.display()))?;
                     recipe.pooling = config.pooling()?;
@@ -92,6 +96,21 @@ impl EmbeddingRecipe {
             }
         }
         Ok(recipe)
+    }
+}
+
+impl std::fmt::Display for EmbeddingRecipe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pooling = match self.pooling {
+            Pooling::LastToken => "last-token pooling",
+            Pooling::Mean => "mean pooling",
+        };
+        let scale = if self.normalize {
+            "normalised"
+        } else {
+            "not normalised"
+        };
+        write!(f, "{pooling}, {scale}")
     }
 }
 
@@ -168,6 +187,26 @@ mod tests {
                 pooling: Pooling::LastToken,
                 normalize: true
             })
+        );
+    }
+
+    #[test]
+    fn a_card_without_its_pooling_folder_pools_by_the_last_token() {
+        let dir = folder(&[("modules.json", MODULES)]);
+        assert_eq!(
+            EmbeddingRecipe::of(dir.path()),
+            Ok(EmbeddingRecipe {
+                pooling: Pooling::LastToken,
+                normalize: true
+            })
+        );
+    }
+
+    #[test]
+    fn a_recipe_reads_as_words() {
+        assert_eq!(
+            EmbeddingRecipe::default().to_string(),
+            "last-token pooling, normalised"
         );
     }
 

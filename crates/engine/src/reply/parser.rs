@@ -50,6 +50,7 @@ const MISTRAL_CALLS: &str = "[TOOL_CALLS]";
 const PYTHON_TAG: &str = "<|python_tag|>";
 
 /// The parser of one reply.
+#[derive(Clone)]
 pub struct ReplyParser {
     syntax: ReplySyntax,
     tools: bool,

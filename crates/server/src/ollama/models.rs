@@ -116,8 +116,13 @@ pub(crate) async fn show(
         .as_ref()
         .and_then(|f| f.chat_template.clone())
         .unwrap_or_default();
-    // Every model can call tools: templates without tools get them in the system prompt.
-    let mut capabilities = vec!["completion".to_owned(), "tools".to_owned()];
+    // Every model can call tools (templates without tools get them in the system prompt)
+    // and embed (pooling its hidden states).
+    let mut capabilities = vec![
+        "completion".to_owned(),
+        "tools".to_owned(),
+        "embedding".to_owned(),
+    ];
     if template.contains("<think>") {
         capabilities.push("thinking".to_owned());
     }

@@ -3,7 +3,8 @@
 use axum::extract::State;
 use axum::response::Response;
 
-use super::respond::{respond, Family};
+use super::answer::Family;
+use super::respond::respond;
 use super::responses::Completion;
 use super::types::CompletionRequest;
 use super::validate;

@@ -1,6 +1,7 @@
 //! The OpenAI-compatible API family: request and response types, validation into the
 //! engine's request, and one module per endpoint.
 
+mod answer;
 pub(crate) mod chat;
 pub(crate) mod completions;
 pub mod embeddings;

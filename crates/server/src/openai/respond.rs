@@ -1,272 +1,26 @@
-//! Turning a running generation into an OpenAI response: one JSON body, or server-sent
-//! events exactly as OpenAI sends them (a first chunk with the role, content deltas, a last
-//! chunk with `finish_reason`, optionally a usage chunk, then `data: [DONE]`). The two
-//! endpoints differ only in the shapes of a choice, which [`Family`] supplies.
+//! Turning a request's running generations into an OpenAI response: one JSON body with a
+//! choice per generation, or server-sent events exactly as OpenAI sends them (per choice a
+//! first chunk with the role, content deltas and a last chunk with `finish_reason`; then
+//! optionally a usage chunk, then `data: [DONE]`). The shapes are in [`super::answer`].
 
 use std::convert::Infallible;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use perch_engine::generate::{Event, FinishReason, Finished, GeneratedToken};
-use perch_engine::reply::ReplyPart;
-use perch_engine::Engine;
-use serde_json::{json, Value};
+use perch_engine::generate::{Event, Finished, GeneratedToken};
+use serde_json::Value;
 
-use super::logprobs;
-use super::responses::{
-    AssistantMessage, ChatChoice, ChatCompletion, ChatCompletionChunk, ChunkChoice, ChunkUsage,
-    Completion, CompletionChoice, Delta, FunctionDelta, ToolCallDelta,
+use super::answer::{
+    created, deltas, fingerprint, finish_reason, usage, ChoiceAnswer, ChunkParts, Envelope, Family,
 };
+use super::responses::{ChunkUsage, Delta};
 use super::run::{self, Running};
-use super::types::{FunctionCall, MessageToolCall, PromptTokensDetails, Usage};
 use super::validate::ValidRequest;
 use crate::channel_stream::{channel_stream, send_within};
 use crate::reply::{Reply, WholeReply};
 use crate::{ApiError, AppState};
-
-/// Which endpoint is answering.
-#[derive(Clone, Copy)]
-pub(crate) enum Family {
-    Chat,
-    Completion,
-}
-
-/// What every body of one answer shares.
-struct Envelope<'a> {
-    id: &'a str,
-    created: u64,
-    model: &'a str,
-    /// [`fingerprint`] of the model, computed once per answer, not per chunk.
-    fingerprint: String,
-}
-
-impl Family {
-    fn id(self) -> String {
-        let prefix = match self {
-            Family::Chat => "chatcmpl",
-            Family::Completion => "cmpl",
-        };
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        format!("{prefix}-{nanos:x}")
-    }
-
-    fn endpoint(self) -> &'static str {
-        match self {
-            Family::Chat => "/v1/chat/completions",
-            Family::Completion => "/v1/completions",
-        }
-    }
-
-    /// The log-probabilities of `tokens`, whose text starts at byte `offset`.
-    fn logprobs(self, engine: &dyn Engine, tokens: &[GeneratedToken], offset: usize) -> Value {
-        match self {
-            Family::Chat => json!({"content": logprobs::chat_content(engine, tokens)}),
-            Family::Completion => logprobs::completion(engine, tokens, offset),
-        }
-    }
-
-    /// The whole answer.
-    fn full(
-        self,
-        at: &Envelope,
-        reply: WholeReply,
-        logprobs: Value,
-        finish_reason: &'static str,
-        finished: &Finished,
-    ) -> Value {
-        let body = match self {
-            Family::Chat => serde_json::to_value(ChatCompletion {
-                id: at.id.to_owned(),
-                object: "chat.completion",
-                created: at.created,
-                model: at.model.to_owned(),
-                system_fingerprint: at.fingerprint.clone(),
-                choices: vec![ChatChoice {
-                    index: 0,
-                    message: AssistantMessage {
-                        role: "assistant",
-                        content: (reply.calls.is_empty() || !reply.text.is_empty())
-                            .then_some(reply.text),
-                        reasoning_content: (!reply.reasoning.is_empty()).then_some(reply.reasoning),
-                        tool_calls: (!reply.calls.is_empty()).then(|| {
-                            reply
-                                .calls
-                                .into_iter()
-                                .map(|c| MessageToolCall {
-                                    id: c.id,
-                                    kind: "function".into(),
-                                    function: FunctionCall {
-                                        name: c.name,
-                                        arguments: c.arguments,
-                                    },
-                                })
-                                .collect()
-                        }),
-                    },
-                    logprobs,
-                    finish_reason,
-                }],
-                usage: usage(finished),
-            }),
-            Family::Completion => serde_json::to_value(Completion {
-                id: at.id.to_owned(),
-                object: "text_completion",
-                created: at.created,
-                model: at.model.to_owned(),
-                system_fingerprint: at.fingerprint.clone(),
-                choices: vec![CompletionChoice {
-                    index: 0,
-                    text: reply.text,
-                    logprobs,
-                    finish_reason: Some(finish_reason),
-                }],
-                usage: Some(Some(usage(finished))),
-            }),
-        };
-        body.expect("a response body serializes")
-    }
-
-    /// One stream chunk: a choice with `text` (the role too when `first`) and/or a
-    /// finish reason, or (with `choice` None) the usage chunk.
-    fn chunk(self, at: &Envelope, choice: Option<ChunkParts>, usage: ChunkUsage) -> Value {
-        let body = match self {
-            Family::Chat => serde_json::to_value(ChatCompletionChunk {
-                id: at.id.to_owned(),
-                object: "chat.completion.chunk",
-                created: at.created,
-                model: at.model.to_owned(),
-                system_fingerprint: at.fingerprint.clone(),
-                choices: choice
-                    .map(|c| ChunkChoice {
-                        index: 0,
-                        delta: Delta {
-                            role: c.first.then_some("assistant"),
-                            ..c.delta
-                        },
-                        logprobs: c.logprobs,
-                        finish_reason: c.finish_reason,
-                    })
-                    .into_iter()
-                    .collect(),
-                usage,
-            }),
-            Family::Completion => serde_json::to_value(Completion {
-                id: at.id.to_owned(),
-                object: "text_completion",
-                created: at.created,
-                model: at.model.to_owned(),
-                system_fingerprint: at.fingerprint.clone(),
-                choices: choice
-                    .map(|c| CompletionChoice {
-                        index: 0,
-                        text: c.delta.content.unwrap_or_default(),
-                        logprobs: c.logprobs,
-                        finish_reason: c.finish_reason,
-                    })
-                    .into_iter()
-                    .collect(),
-                usage,
-            }),
-        };
-        body.expect("a response body serializes")
-    }
-}
-
-/// What one stream chunk's choice says.
-struct ChunkParts {
-    delta: Delta,
-    first: bool,
-    logprobs: Value,
-    finish_reason: Option<&'static str>,
-}
-
-impl ChunkParts {
-    fn new(delta: Delta) -> Self {
-        ChunkParts {
-            delta,
-            first: false,
-            logprobs: Value::Null,
-            finish_reason: None,
-        }
-    }
-}
-
-/// The stream deltas of reply parts; `calls` counts the calls sent so far.
-fn deltas(parts: Vec<ReplyPart>, calls: &mut usize) -> Vec<Delta> {
-    let mut out = Vec::new();
-    for part in parts {
-        match part {
-            ReplyPart::Text(text) => out.push(Delta {
-                content: Some(text),
-                ..Delta::default()
-            }),
-            ReplyPart::Reasoning(text) => out.push(Delta {
-                reasoning_content: Some(text),
-                ..Delta::default()
-            }),
-            ReplyPart::ToolCall(call) => {
-                let index = *calls;
-                *calls += 1;
-                let piece = |id, kind, name, arguments| Delta {
-                    tool_calls: Some(vec![ToolCallDelta {
-                        index,
-                        id,
-                        kind,
-                        function: FunctionDelta { name, arguments },
-                    }]),
-                    ..Delta::default()
-                };
-                out.push(piece(
-                    Some(call.id),
-                    Some("function"),
-                    Some(call.name),
-                    String::new(),
-                ));
-                out.push(piece(None, None, None, call.arguments));
-            }
-        }
-    }
-    out
-}
-
-fn finish_reason(f: &Finished, reply: &Reply) -> &'static str {
-    match f.reason {
-        FinishReason::Length => "length",
-        _ if reply.made_calls() => "tool_calls",
-        FinishReason::Stop | FinishReason::Cancelled(_) => "stop",
-    }
-}
-
-fn usage(f: &Finished) -> Usage {
-    Usage {
-        prompt_tokens: f.prompt_tokens,
-        completion_tokens: f.completion_tokens,
-        total_tokens: f.prompt_tokens + f.completion_tokens,
-        prompt_tokens_details: PromptTokensDetails {
-            cached_tokens: f.cached_tokens,
-        },
-    }
-}
-
-/// Which build of Perch answered with which model: the same across answers until either
-/// changes.
-fn fingerprint(model: &str) -> String {
-    use std::hash::{Hash, Hasher};
-    // SipHash with fixed keys: the same value in every process.
-    let mut hasher = std::hash::DefaultHasher::new();
-    (env!("CARGO_PKG_VERSION"), model).hash(&mut hasher);
-    format!("fp_{:012x}", hasher.finish() & 0xffff_ffff_ffff)
-}
-
-fn created() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
 
 /// Runs `request` and answers as `family`.
 pub(crate) async fn respond(
@@ -282,48 +36,82 @@ pub(crate) async fn respond(
     }
 }
 
+/// One choice's generation, gathered whole.
+struct Gathered {
+    text: String,
+    tokens: Vec<GeneratedToken>,
+    reply: Reply,
+    finished: Option<Finished>,
+}
+
 async fn collect(
     family: Family,
-    mut request: ValidRequest,
+    request: ValidRequest,
     mut running: Running,
 ) -> Result<Value, ApiError> {
-    let mut text = String::new();
-    let mut tokens = Vec::new();
-    while let Some(event) = running.next().await {
+    let mut choices: Vec<Gathered> = (0..request.choices)
+        .map(|_| Gathered {
+            text: String::new(),
+            tokens: Vec::new(),
+            reply: request.reply.clone(),
+            finished: None,
+        })
+        .collect();
+    while let Some((index, event)) = running.next_of_any().await {
+        let choice = &mut choices[index];
         match event? {
-            Event::Chunk {
-                text: t,
-                tokens: ts,
-            } => {
-                text.push_str(&t);
-                tokens.extend(ts);
+            Event::Chunk { text, tokens } => {
+                choice.text.push_str(&text);
+                choice.tokens.extend(tokens);
             }
             Event::Done(finished) => {
                 run::log_finished(family.endpoint(), request.model_name(), &finished);
-                let engine = request.engine().as_ref();
-                let lp = if request.logprobs.is_some() {
-                    family.logprobs(engine, &tokens, 0)
-                } else {
-                    Value::Null
-                };
-                let mut reply = WholeReply::read(&mut request.reply, &text);
-                if let Some(echo) = request.echo.take() {
-                    reply.text.insert_str(0, &echo);
-                }
-                let reason = finish_reason(&finished, &request.reply);
-                let at = Envelope {
-                    id: &family.id(),
-                    created: created(),
-                    model: request.model_name(),
-                    fingerprint: fingerprint(request.model_name()),
-                };
-                return Ok(family.full(&at, reply, lp, reason, &finished));
+                choice.finished = Some(finished);
             }
         }
     }
-    Err(ApiError::internal(
-        "the model stopped without finishing the answer",
-    ))
+    let engine = request.engine().as_ref();
+    let mut answers = Vec::with_capacity(choices.len());
+    let mut finished = Vec::with_capacity(choices.len());
+    for mut choice in choices {
+        let done = choice
+            .finished
+            .take()
+            .ok_or_else(|| ApiError::internal("the model stopped without finishing the answer"))?;
+        let logprobs = if request.logprobs.is_some() {
+            family.logprobs(engine, &choice.tokens, 0)
+        } else {
+            Value::Null
+        };
+        let mut reply = WholeReply::read(&mut choice.reply, &choice.text);
+        if let Some(echo) = &request.echo {
+            reply.text.insert_str(0, echo);
+        }
+        answers.push(ChoiceAnswer {
+            reply,
+            logprobs,
+            finish_reason: finish_reason(&done, &choice.reply),
+        });
+        finished.push(done);
+    }
+    let at = Envelope {
+        id: &family.id(),
+        created: created(),
+        model: request.model_name(),
+        fingerprint: fingerprint(request.model_name()),
+    };
+    Ok(family.full(&at, answers, usage(&finished)))
+}
+
+/// Where one choice's stream stands.
+struct Streaming {
+    reply: Reply,
+    /// Tool calls sent so far.
+    calls: usize,
+    /// Bytes of text sent so far (completions' log-probabilities count from here).
+    offset: usize,
+    /// Whether the next chunk is the choice's first (it carries the role).
+    first: bool,
 }
 
 fn stream(
@@ -338,7 +126,7 @@ fn stream(
         // A client that keeps its connection open but reads nothing for `write_timeout`
         // is treated as gone.
         let send = |event: SseEvent| send_within(&tx, event, write_timeout);
-        let mut reply = std::mem::take(&mut request.reply);
+        let reply = std::mem::take(&mut request.reply);
         let echo = request.echo.take();
         let at = Envelope {
             id: &id,
@@ -351,30 +139,44 @@ fn stream(
             SseEvent::default().data(family.chunk(&at, choice, usage).to_string())
         };
         let engine = request.engine().clone();
-        let mut calls = 0;
-        let mut offset = 0;
-        let mut first = true;
-        if let Some(echo) = echo {
-            let echoed = ChunkParts::new(Delta {
-                content: Some(echo),
-                ..Delta::default()
-            });
-            if !send(chunk(Some(echoed), no_usage())).await {
-                return;
-            }
-        }
-        if let Family::Chat = family {
-            let opening = ChunkParts {
+        let mut choices: Vec<Streaming> = (0..request.choices)
+            .map(|_| Streaming {
+                reply: reply.clone(),
+                calls: 0,
+                offset: 0,
                 first: true,
-                ..ChunkParts::new(Delta {
-                    content: Some(String::new()),
-                    ..Delta::default()
-                })
-            };
-            if !send(chunk(Some(opening), no_usage())).await {
-                return;
+            })
+            .collect();
+        let mut finished = Vec::with_capacity(choices.len());
+        for (index, choice) in choices.iter_mut().enumerate() {
+            if let Some(echo) = &echo {
+                let echoed = ChunkParts::new(
+                    index,
+                    Delta {
+                        content: Some(echo.clone()),
+                        ..Delta::default()
+                    },
+                );
+                if !send(chunk(Some(echoed), no_usage())).await {
+                    return;
+                }
             }
-            first = false;
+            if let Family::Chat = family {
+                let opening = ChunkParts {
+                    first: true,
+                    ..ChunkParts::new(
+                        index,
+                        Delta {
+                            content: Some(String::new()),
+                            ..Delta::default()
+                        },
+                    )
+                };
+                if !send(chunk(Some(opening), no_usage())).await {
+                    return;
+                }
+                choice.first = false;
+            }
         }
         loop {
             // A client that stops reading drops the body, which closes `tx`: stop waiting
@@ -382,17 +184,18 @@ fn stream(
             let event = tokio::select! {
                 biased;
                 _ = tx.closed() => return,
-                event = running.next() => event,
+                event = running.next_of_any() => event,
             };
-            let Some(event) = event else { break };
+            let Some((index, event)) = event else { break };
+            let choice = &mut choices[index];
             match event {
                 Ok(Event::Chunk { text, tokens }) => {
                     let mut lp = match request.logprobs {
-                        Some(_) => family.logprobs(engine.as_ref(), &tokens, offset),
+                        Some(_) => family.logprobs(engine.as_ref(), &tokens, choice.offset),
                         None => Value::Null,
                     };
-                    offset += text.len();
-                    let mut pieces = deltas(reply.read(&text), &mut calls);
+                    choice.offset += text.len();
+                    let mut pieces = deltas(choice.reply.read(&text), &mut choice.calls);
                     if pieces.is_empty() && !lp.is_null() {
                         // Log-probabilities of tokens whose text is held back.
                         pieces.push(Delta {
@@ -401,43 +204,38 @@ fn stream(
                         });
                     }
                     for delta in pieces {
-                        let choice = ChunkParts {
-                            first,
+                        let parts = ChunkParts {
+                            first: choice.first,
                             logprobs: std::mem::take(&mut lp),
-                            ..ChunkParts::new(delta)
+                            ..ChunkParts::new(index, delta)
                         };
-                        first = false;
-                        if !send(chunk(Some(choice), no_usage())).await {
+                        choice.first = false;
+                        if !send(chunk(Some(parts), no_usage())).await {
                             return;
                         }
                     }
                 }
-                Ok(Event::Done(finished)) => {
-                    run::log_finished(family.endpoint(), request.model_name(), &finished);
-                    for delta in deltas(reply.finish(), &mut calls) {
-                        let choice = ChunkParts {
-                            first,
-                            ..ChunkParts::new(delta)
+                Ok(Event::Done(done)) => {
+                    run::log_finished(family.endpoint(), request.model_name(), &done);
+                    for delta in deltas(choice.reply.finish(), &mut choice.calls) {
+                        let parts = ChunkParts {
+                            first: choice.first,
+                            ..ChunkParts::new(index, delta)
                         };
-                        first = false;
-                        if !send(chunk(Some(choice), no_usage())).await {
+                        choice.first = false;
+                        if !send(chunk(Some(parts), no_usage())).await {
                             return;
                         }
                     }
                     let last = ChunkParts {
-                        first,
-                        finish_reason: Some(finish_reason(&finished, &reply)),
-                        ..ChunkParts::new(Delta::default())
+                        first: choice.first,
+                        finish_reason: Some(finish_reason(&done, &choice.reply)),
+                        ..ChunkParts::new(index, Delta::default())
                     };
                     if !send(chunk(Some(last), no_usage())).await {
                         return;
                     }
-                    if request.include_usage
-                        && !send(chunk(None, Some(Some(usage(&finished))))).await
-                    {
-                        return;
-                    }
-                    break;
+                    finished.push(done);
                 }
                 Err(e) => {
                     let error = ApiError::from(e);
@@ -445,6 +243,12 @@ fn stream(
                     break;
                 }
             }
+        }
+        if finished.len() == choices.len()
+            && request.include_usage
+            && !send(chunk(None, Some(Some(usage(&finished))))).await
+        {
+            return;
         }
         send(SseEvent::default().data("[DONE]")).await;
     });

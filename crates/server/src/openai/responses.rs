@@ -34,8 +34,8 @@ pub struct ChatCompletion {
 /// The choice of a whole chat answer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ChatChoice {
-    /// 0.
-    pub index: u32,
+    /// Which choice (0 to `n` − 1).
+    pub index: usize,
     /// The answer.
     pub message: AssistantMessage,
     /// `{content: [{token, logprob, bytes, top_logprobs}]}` when asked for.
@@ -84,8 +84,8 @@ pub struct ChatCompletionChunk {
 /// The choice of a chat stream chunk.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ChunkChoice {
-    /// 0.
-    pub index: u32,
+    /// Which choice (0 to `n` − 1).
+    pub index: usize,
     /// What is new.
     pub delta: Delta,
     /// Log-probabilities of this chunk's tokens when asked for.
@@ -161,8 +161,8 @@ pub struct Completion {
 /// The choice of a text completion.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CompletionChoice {
-    /// 0.
-    pub index: u32,
+    /// Which choice (0 to `n` − 1).
+    pub index: usize,
     /// The text (new text, on a stream).
     pub text: String,
     /// `{tokens, token_logprobs, top_logprobs, text_offset}` when asked for.

@@ -1,8 +1,11 @@
 //! Running a validated request on its model: admission through the bounded queue (503 when
-//! full), then the engine's event stream. The [`Running`] value holds both the queue slot
-//! and the stream: whoever drops it (a handler whose client went away, an SSE body that
-//! stopped being read, shutdown) cancels the generation at its next check and frees the
-//! slot at once, in every phase (queued, prefill, decode).
+//! full), then one engine generation per choice (`n`), their events merged as they come.
+//! The [`Running`] value holds the queue slot and the streams: whoever drops it (a handler
+//! whose client went away, an SSE body that stopped being read, shutdown) cancels every
+//! generation at its next check and frees the slot at once, in every phase (queued,
+//! prefill, decode).
+
+use std::task::Poll;
 
 use perch_engine::generate::{Event, Finished};
 use perch_engine::{EngineError, GenerationStream};
@@ -11,22 +14,48 @@ use super::validate::ValidRequest;
 use crate::metrics::CountedPermit;
 use crate::{ApiError, AppState};
 
-/// A running generation, for a handler to render. Dropping it cancels the generation.
+/// A request's running generations, one per choice, for a handler to render. Dropping it
+/// cancels them.
 pub(crate) struct Running {
-    stream: GenerationStream,
+    /// By choice index; `None` once a stream has given its last event.
+    streams: Vec<Option<GenerationStream>>,
     /// A place among the requests admitted at once, counted in `perch_requests_admitted`.
     _slot: CountedPermit,
 }
 
 impl Running {
-    /// The next event; `None` after the last.
+    /// The next event of a request with one choice (Ollama's and Anthropic's have no
+    /// `n`); `None` after the last.
     pub async fn next(&mut self) -> Option<Result<Event, EngineError>> {
-        self.stream.recv().await
+        self.next_of_any().await.map(|(_, event)| event)
+    }
+
+    /// The next event of any choice, with the choice's index; `None` after the last of
+    /// all of them.
+    pub async fn next_of_any(&mut self) -> Option<(usize, Result<Event, EngineError>)> {
+        std::future::poll_fn(|cx| {
+            for (index, slot) in self.streams.iter_mut().enumerate() {
+                let Some(stream) = slot else { continue };
+                match stream.poll_recv(cx) {
+                    Poll::Ready(Some(event)) => return Poll::Ready(Some((index, event))),
+                    Poll::Ready(None) => *slot = None,
+                    Poll::Pending => {}
+                }
+            }
+            if self.streams.iter().all(Option::is_none) {
+                Poll::Ready(None)
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
     }
 }
 
-/// Admits `request` and starts it. The engine logs under a span naming the endpoint and
-/// model, so a cancelled request's log line says which request it was.
+/// Admits `request` and starts its choices (choice `i` of a seeded request is seeded with
+/// `seed + i`, so the choices differ and each is reproducible). The engine logs under a
+/// span naming the endpoint and model, so a cancelled request's log line says which
+/// request it was.
 pub(crate) fn start(
     state: &AppState,
     endpoint: &'static str,
@@ -38,9 +67,16 @@ pub(crate) fn start(
         .try_acquire_owned()
         .map_err(|_| ApiError::overloaded())?;
     let span = tracing::info_span!("request", endpoint, model = %request.model_name());
-    let stream = span.in_scope(|| request.engine().generate(request.generate.clone()))?;
+    let streams = (0..request.choices)
+        .map(|i| {
+            let mut generate = request.generate.clone();
+            generate.sampling.seed = generate.sampling.seed.map(|s| s.wrapping_add(i as u64));
+            span.in_scope(|| request.engine().generate(generate))
+                .map(Some)
+        })
+        .collect::<Result<_, _>>()?;
     Ok(Running {
-        stream,
+        streams,
         _slot: CountedPermit::new(slot, "perch_requests_admitted"),
     })
 }

@@ -81,8 +81,8 @@ pub struct Sampling {
     /// Token id (as a string, below the model's vocabulary size) → bias from −100 to 100.
     #[schema(schema_with = logit_bias_schema)]
     pub logit_bias: Option<HashMap<String, f32>>,
-    /// Number of choices; only 1 is supported.
-    #[schema(minimum = 1, maximum = 1)]
+    /// Number of choices (answers to the same prompt), each a whole generation.
+    #[schema(minimum = 1, maximum = 16)]
     #[serde(default, deserialize_with = "super::whole_number::option")]
     pub n: Option<u32>,
     /// Stream the answer as server-sent events.

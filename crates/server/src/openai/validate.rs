@@ -20,12 +20,17 @@ use super::types::{
 use crate::reply::Reply;
 use crate::{ApiError, AppState};
 
+/// Most choices (`n`) one request may ask for: each is a whole generation.
+pub(crate) const MAX_CHOICES: u32 = 16;
+
 /// A request ready for the engine. It holds its model loaded until it is dropped.
 pub(crate) struct ValidRequest {
     pub model: ModelLease,
     pub generate: GenerateRequest,
     pub stream: bool,
     pub include_usage: bool,
+    /// Answers to generate (`n`).
+    pub choices: usize,
     /// Log-probabilities asked for, with this many alternatives.
     pub logprobs: Option<usize>,
     /// Reads the reply (a chat's: answer, reasoning, tool calls).
@@ -446,9 +451,16 @@ fn finish(
             ),
         ));
     }
-    if s.n.is_some_and(|n| n != 1) {
-        return Err(ApiError::invalid_field("n", "only n = 1 is supported"));
-    }
+    let choices = match s.n {
+        None => 1,
+        Some(n) if (1..=MAX_CHOICES).contains(&n) => n as usize,
+        Some(n) => {
+            return Err(ApiError::invalid_field(
+                "n",
+                format!("n must be between 1 and {MAX_CHOICES}, got {n}"),
+            ))
+        }
+    };
     let range = |field: &str, value: Option<f32>, lo: f32, hi: f32| -> Result<(), ApiError> {
         match value {
             Some(v) if !(lo..=hi).contains(&v) => Err(ApiError::invalid_field(
@@ -554,6 +566,7 @@ fn finish(
         },
         stream,
         include_usage,
+        choices,
         logprobs,
         reply: Reply::default(),
         echo: None,
