@@ -7,6 +7,8 @@ Reads a JSON request on stdin and prints JSON results on stdout.
     -> [{"prompt_ids": [...], "tokens": [...], "top": [[id, logprob], ...]}, ...]
   {"model": DIR, "logits_for": [[id, ...], ...]}
     -> [{"logits": [[...vocab...] per position]}, ...]
+  {"model": DIR, "prompts_for": [{"messages": [...], "tools": [...]}, ...]}
+    -> [{"prompt_ids": [...], "prompt_text": "..."}, ...]
   {"model": DIR, "embed_for": [[id, ...], ...], "pooling": "last" | "mean",
    "normalize": true, "dimensions": N}
     -> [{"embedding": [...]}, ...]
@@ -28,10 +30,11 @@ import mlx.core as mx
 from mlx_lm import load
 from mlx_lm.generate import generate_step
 from mlx_lm.utils import load_model
+from transformers import AutoTokenizer
 
 
-def chat_ids(tokenizer, chat):
-    ids = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=True)
+def chat_ids(tokenizer, chat, tools=None):
+    ids = tokenizer.apply_chat_template(chat, tools=tools, add_generation_prompt=True, tokenize=True)
     if isinstance(ids, dict) or hasattr(ids, "keys"):
         ids = ids["input_ids"]
     return [int(i) for i in ids]
@@ -64,12 +67,21 @@ def embedding(model, ids, pooling, normalize, dimensions):
 
 def main():
     request = json.load(sys.stdin)
+    results = []
+    if request.get("prompts_for"):  # the template through transformers only: no weights
+        tokenizer = AutoTokenizer.from_pretrained(request["model"])
+        for prompt in request["prompts_for"]:
+            text = tokenizer.apply_chat_template(prompt["messages"], tools=prompt.get("tools"),
+                                                 add_generation_prompt=True, tokenize=False)
+            ids = chat_ids(tokenizer, prompt["messages"], prompt.get("tools"))
+            results.append({"prompt_ids": ids, "prompt_text": text})
+        json.dump(results, sys.stdout)
+        return
     if request.get("chats") or request.get("embed_for"):
         model, tokenizer = load(request["model"])
     else:  # logits only: the directory may hold no tokenizer
         model, _ = load_model(Path(request["model"]))
     model.set_dtype(mx.float32)
-    results = []
     for chat in request.get("chats", []):
         ids = chat_ids(tokenizer, chat)
         tokens, top = greedy(model, tokenizer, ids, request.get("max_tokens", 32), request.get("top", 5))

@@ -133,3 +133,62 @@ fn gguf_and_imported_mlx_give_the_same_greedy_tokens() {
         assert_eq!(a.text, b.text);
     }
 }
+
+/// A template in the Hermes style that writes tools and call arguments with `tojson`
+/// (plain, and indented with sorted keys), as Qwen's and others' do.
+const TOOL_TEMPLATE: &str = r#"{%- if tools %}<|im_start|>system
+You may call these tools:
+<tools>{% for tool in tools %}
+{{ tool | tojson }}{% endfor %}
+</tools>
+Sorted: {{ tools[0] | tojson(indent=2, sort_keys=true) }}<|im_end|>
+{% endif %}{% for message in messages %}<|im_start|>{{ message.role }}
+{% if message.tool_calls %}{% for call in message.tool_calls %}<tool_call>
+{"name": "{{ call.function.name }}", "arguments": {{ call.function.arguments | tojson }}}
+</tool_call>{% endfor %}{% else %}{{ message.content }}{% endif %}<|im_end|>
+{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant
+{% endif %}"#;
+
+#[test]
+fn tools_and_arguments_render_as_transformers_renders_them() {
+    let dir = imported_smollm2();
+    let config_path = dir.path().join("tokenizer_config.json");
+    let mut config: Value =
+        serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    config["chat_template"] = json!(TOOL_TEMPLATE);
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    let _ = std::fs::remove_file(dir.path().join("chat_template.jinja"));
+
+    // Keys out of alphabetical order, non-ASCII, HTML-ish characters and floats: each is
+    // written differently by a JSON writer that is not Python's.
+    let tools = json!([{"type": "function", "function": {
+        "name": "get_weather",
+        "description": "Wetter für <Städte> & \"Orte\" – 🌧",
+        "parameters": {"type": "object", "required": ["city"], "properties": {
+            "unit": {"type": "string", "enum": ["C", "F"]},
+            "city": {"type": "string"},
+            "days": {"type": "number", "default": 1.5, "maximum": 1e16}}}}}]);
+    let messages: Vec<ChatMessage> = serde_json::from_value(json!([
+        {"role": "user", "content": "Wie wird das Wetter in Köln?"},
+        {"role": "assistant", "content": "", "tool_calls": [{"id": "call_1", "type": "function",
+            "function": {"name": "get_weather", "arguments": {"city": "Köln", "days": 2}}}]},
+        {"role": "tool", "content": "{\"temp\": 7}"},
+    ]))
+    .unwrap();
+    let expected = reference(&json!({
+        "model": dir.path(),
+        "prompts_for": [{"messages": messages, "tools": tools}],
+    }));
+    let engine = MlxEngine::load(dir.path()).unwrap();
+    let prompt = engine
+        .chat(&ChatInput {
+            messages: &messages,
+            tools: Some(&tools),
+            ..Default::default()
+        })
+        .unwrap()
+        .tokens;
+    let text = engine.detokenize(&prompt).unwrap();
+    assert_eq!(text, expected[0]["prompt_text"].as_str().unwrap());
+    assert_eq!(prompt, ids(&expected[0]["prompt_ids"]));
+}

@@ -4,6 +4,7 @@
 mod added_tokens;
 pub mod chat_prompt;
 pub mod detokenizer;
+pub mod python_json;
 pub mod template;
 pub mod tokenizer;
 pub mod untrusted;

@@ -1,13 +1,16 @@
 //! Chat templates: the Jinja template a model ships, rendered with minijinja plus Python
 //! string/list methods (`pycompat`), and the helpers real templates call
-//! (`raise_exception`, `strftime_now`). A template from a model file is code from the
+//! (`raise_exception`, `strftime_now`, and Hugging Face's `tojson`). A template from a model file is code from the
 //! internet: each render is bounded in instructions ([`FUEL`]) and in output
 //! ([`MAX_OUTPUT`]). minijinja has no bound on the memory of intermediate values, so a
 //! hostile template can still build a huge string in a few instructions (doubling one in
 //! a loop); that is the one hole left, and only a model file the user chose can open it.
 
+use minijinja::value::Kwargs;
 use minijinja::{Environment, Error, ErrorKind, Value};
 use serde::Serialize;
+
+use super::python_json::{self, DumpOptions};
 
 use crate::{EngineError, Result};
 
@@ -69,6 +72,10 @@ impl ChatTemplate {
     pub fn new(source: &str) -> Result<ChatTemplate> {
         let mut env = Environment::new();
         env.set_fuel(Some(FUEL));
+        // As Hugging Face's environment: a block tag's own line break and indentation are
+        // not output.
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
         minijinja_contrib::add_to_environment(&mut env);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function(
@@ -80,6 +87,7 @@ impl ChatTemplate {
         env.add_function("strftime_now", |format: String| -> Result<Value, Error> {
             Ok(Value::from(format_now(&format)))
         });
+        env.add_filter("tojson", tojson);
         env.add_template_owned("chat", source.to_owned())
             .map_err(|e| EngineError::Template(describe(&e)))?;
         Ok(ChatTemplate {
@@ -125,6 +133,41 @@ impl ChatTemplate {
             Err(e) => Err(EngineError::Template(describe(&e))),
         }
     }
+}
+
+/// Hugging Face's `tojson` filter: Python's `json.dumps` (see [`python_json`]), with its
+/// `ensure_ascii`, `indent`, `separators` and `sort_keys` arguments.
+fn tojson(value: &Value, kwargs: Kwargs) -> Result<Value, Error> {
+    let invalid = |m: String| Error::new(ErrorKind::InvalidOperation, m);
+    let indent = match kwargs.get::<Option<Value>>("indent")? {
+        None => None,
+        Some(v) if v.is_none() => None,
+        Some(v) => match (v.as_usize(), v.as_str()) {
+            (Some(n), _) => Some(" ".repeat(n)),
+            (_, Some(s)) => Some(s.to_owned()),
+            _ => {
+                return Err(invalid(format!(
+                    "tojson: indent must be a number or a string, got {v}"
+                )))
+            }
+        },
+    };
+    let separators = match kwargs.get::<Option<Vec<String>>>("separators")? {
+        None => None,
+        Some(pair) => match <[String; 2]>::try_from(pair) {
+            Ok([item, key]) => Some((item, key)),
+            Err(_) => return Err(invalid("tojson: separators must be a pair".into())),
+        },
+    };
+    let options = DumpOptions {
+        ensure_ascii: kwargs.get::<Option<bool>>("ensure_ascii")?.unwrap_or(false),
+        indent,
+        separators,
+        sort_keys: kwargs.get::<Option<bool>>("sort_keys")?.unwrap_or(false),
+    };
+    kwargs.assert_all_used()?;
+    let json = serde_json::to_value(value).map_err(|e| invalid(format!("tojson: {e}")))?;
+    Ok(Value::from_safe_string(python_json::dumps(&json, &options)))
 }
 
 /// The render's output, refusing to grow past [`MAX_OUTPUT`].
