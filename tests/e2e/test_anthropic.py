@@ -43,7 +43,7 @@ def test_a_message_with_usage_and_a_stop_sequence(client):
     assert r.usage.output_tokens > 5
 
     r = client.messages.create(model=MODEL, max_tokens=40, **GREEDY, messages=QUESTION,
-                               stop_sequences=["Paris", "Lyon"])
+                               stop_sequences=["Lyon", "Nice", "Lille", "Metz", "Paris"])
     assert r.content[0].text == "The capital of France is "
     assert r.stop_reason == "stop_sequence" and r.stop_sequence == "Paris"
     r = client.messages.create(model=MODEL, max_tokens=3, **GREEDY, messages=QUESTION)
@@ -138,6 +138,10 @@ def test_errors_in_anthropics_shape(client):
         client.messages.create(model=MODEL, max_tokens=5, messages=QUESTION, extra_body={"temperature": 1.5})
     assert bad.value.body["error"]["type"] == "invalid_request_error"
     assert "temperature" in bad.value.body["error"]["message"]
+    with pytest.raises(anthropic.BadRequestError) as bad:
+        client.messages.create(model=MODEL, max_tokens=5, messages=QUESTION,
+                               stop_sequences=[f"stop {i}" for i in range(65)])
+    assert "at most 64 stop sequences" in bad.value.body["error"]["message"]
     with pytest.raises(anthropic.BadRequestError):
         client.messages.create(model=MODEL, max_tokens=5, messages=[
             {"role": "user", "content": [{"type": "image", "source": {

@@ -117,6 +117,47 @@ def test_streamed_tool_calls_send_id_and_name_then_arguments(client):
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
 
 
+def test_streamed_tool_call_round_trip_with_tool_choice_required(client):
+    chunks = list(client.chat.completions.create(
+        model=MODEL, messages=ASK_WEATHER, tools=[WEATHER, CLOCK], tool_choice="required",
+        parallel_tool_calls=False, max_tokens=80, temperature=0, stream=True))
+    pieces = [t for c in chunks if c.choices for t in (c.choices[0].delta.tool_calls or [])]
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+    # Gathered by index, as clients do: the first piece of each call has its id and name.
+    calls = {}
+    for p in pieces:
+        call = calls.setdefault(p.index, {"id": p.id, "name": p.function.name, "arguments": ""})
+        call["arguments"] += p.function.arguments or ""
+    assert calls and all(c["id"] and c["name"] in ("get_weather", "get_time")
+                         for c in calls.values())
+    history = ASK_WEATHER + [
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": c["id"], "type": "function",
+             "function": {"name": c["name"], "arguments": c["arguments"]}}
+            for c in calls.values()]},
+        *({"role": "tool", "tool_call_id": c["id"], "content": "18 degrees and sunny"}
+          for c in calls.values())]
+    for c in calls.values():
+        json.loads(c["arguments"])
+    final = "".join(
+        c.choices[0].delta.content or "" for c in client.chat.completions.create(
+            model=MODEL, messages=history, tools=[WEATHER, CLOCK], max_tokens=30,
+            temperature=0, stream=True) if c.choices)
+    assert final.strip()
+
+
+def test_every_choice_of_a_constrained_request_holds_to_the_schema(client):
+    schema = {"type": "object", "required": ["capital"], "additionalProperties": False,
+              "properties": {"capital": {"type": "string", "maxLength": 20}}}
+    r = client.chat.completions.create(
+        model=MODEL, messages=QUESTION, seed=1, temperature=1.0, max_tokens=40, n=3,
+        response_format={"type": "json_schema", "json_schema": {
+            "name": "capital", "schema": schema, "strict": True}})
+    assert len(r.choices) == 3
+    for choice in r.choices:
+        jsonschema.validate(json.loads(choice.message.content), schema)
+
+
 def test_json_schema_strict_outputs_validate_over_20_seeds(client):
     schema = {"type": "object", "additionalProperties": False,
               "required": ["city", "population", "landmarks"],

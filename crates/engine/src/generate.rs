@@ -177,7 +177,7 @@ pub fn generate(
     let mut sampler = Sampler::new(request.sampling.clone(), vocab, &request.prompt)?;
     let mut constraint = match &request.constraint {
         Some(c) => {
-            let mut active = c.start(vocab)?;
+            let mut active = c.start(vocab);
             sampler.mask_next(active.mask()?);
             Some(active)
         }

@@ -152,3 +152,95 @@ fn a_schema_the_constraint_cannot_hold_to_is_refused_with_its_reason() {
         }
     }
 }
+
+/// SmolLM2's tokenizer with `added` (special) tokens put after its vocabulary.
+fn tokenizer_with(added: &[&str]) -> perch_engine::text::tokenizer::Tokenizer {
+    let files = perch_engine::format::read(&test_model()).unwrap();
+    let mut value: Value = serde_json::from_str(&files.tokenizer_json).unwrap();
+    let list = value["added_tokens"].as_array_mut().unwrap();
+    let first_id = 49_152 + list.len() as u64;
+    for (id, content) in (first_id..).zip(added) {
+        list.push(json!({
+            "id": id, "content": content, "single_word": false, "lstrip": false,
+            "rstrip": false, "normalized": false, "special": true,
+        }));
+    }
+    perch_engine::text::tokenizer::Tokenizer::from_json(&value.to_string(), None, None).unwrap()
+}
+
+#[test]
+fn forced_calls_are_written_as_each_family_writes_them() {
+    use perch_engine::constrain::Vocabulary;
+    use perch_engine::reply::{ReplyParser, ReplySyntax};
+    let grammar = Grammar::ToolCalls {
+        tools: vec![ToolSpec {
+            name: "get_weather".into(),
+            parameters: Some(json!({
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            })),
+        }],
+        parallel: true,
+    };
+    // Each family's calls as its own template and documentation write them, the calls a
+    // grammar must refuse (another tool, a missing argument), and the tokens it needs.
+    let cases: [(ToolSyntax, &[&str], &str, &str); 4] = [
+        (
+            ToolSyntax::Hermes,
+            &[],
+            "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>",
+            "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>",
+        ),
+        (
+            ToolSyntax::Llama3Json,
+            &["<|python_tag|>"],
+            "{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\"}}",
+            "{\"name\": \"get_weather\", \"parameters\": {}}",
+        ),
+        (
+            ToolSyntax::Mistral,
+            &["[TOOL_CALLS]"],
+            "[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}, \
+             {\"name\": \"get_weather\", \"arguments\": {\"city\": \"Rome\"}}]",
+            "[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": {\"town\": \"Paris\"}}]",
+        ),
+        (
+            ToolSyntax::Mistral,
+            &["[TOOL_CALLS]", "[ARGS]"],
+            "[TOOL_CALLS]get_weather[ARGS]{\"city\": \"Paris\"}[TOOL_CALLS]get_weather[ARGS]{\"city\": \"Rome\"}",
+            "[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}]",
+        ),
+    ];
+    for (syntax, added, written, refused) in cases {
+        let tokenizer = tokenizer_with(added);
+        let vocabulary = Vocabulary::new(&tokenizer, 0).unwrap();
+        let constraint = vocabulary
+            .compile(&grammar, syntax, |t| tokenizer.token_id(t))
+            .unwrap();
+        let tokens = |text: &str| tokenizer.encode(text, false).unwrap();
+        assert!(
+            constraint.accepts(&tokens(written)),
+            "{syntax:?}: {written}"
+        );
+        assert!(
+            !constraint.accepts(&tokens(refused)),
+            "{syntax:?}: {refused}"
+        );
+        // What the grammar lets through, the reply parser reads back as calls.
+        let reply = ReplySyntax {
+            tools: syntax,
+            template_takes_tools: true,
+            reasons: false,
+        };
+        let mut parser = ReplyParser::new(reply, true, false);
+        let mut parts = parser.push(written);
+        parts.extend(parser.finish());
+        assert!(
+            !parts.is_empty()
+                && parts.iter().all(|p| matches!(p,
+                    ReplyPart::ToolCall(c) if c.name == "get_weather")),
+            "{syntax:?}: {parts:?}"
+        );
+    }
+}

@@ -1,15 +1,15 @@
 //! Embedding requests, shared by OpenAI's `/v1/embeddings` and Ollama's `/api/embed`:
 //! inputs tokenized off the async workers, each checked against the model's context and
 //! the server's prompt limit (or cut to fit, when the caller asks as Ollama's `truncate`
-//! does), admitted through the same bounded queue as generations, and run on the model's
-//! worker. A client that goes away cancels its request there.
+//! does), after admission through the same bounded queue as generations, and run on the
+//! model's worker. A client that goes away cancels its request there.
 
 use std::time::Instant;
 
 use perch_engine::embed::{EmbedRequest, Embeddings};
 use perch_runtime::ModelLease;
 
-use crate::metrics::CountedPermit;
+use crate::openai::run;
 use crate::{ApiError, AppState};
 
 /// Most inputs in one request (OpenAI's limit).
@@ -54,7 +54,7 @@ pub(crate) async fn embed(
         .min(lease.model().context_length() as usize);
     let engine = lease.model().engine.clone();
     let field = ask.field;
-    let inputs = tokio::task::spawn_blocking(move || {
+    let (inputs, _slot) = run::admitted(state, "tokenizing the inputs", move || {
         let mut inputs = match ask.inputs {
             EmbedInputs::Texts(texts) => texts
                 .iter()
@@ -79,15 +79,9 @@ pub(crate) async fn embed(
         }
         Ok(inputs)
     })
-    .await
-    .map_err(|e| ApiError::internal(format!("tokenizing the inputs failed: {e}")))??;
+    .await?;
+    let inputs = inputs?;
 
-    let slot = state
-        .queue
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| ApiError::overloaded())?;
-    let _slot = CountedPermit::new(slot, "perch_requests_admitted");
     let model = lease.model().name.clone();
     let span = tracing::info_span!("request", endpoint, model = %model);
     let started = Instant::now();

@@ -8,7 +8,8 @@
 //!   `perch_time_to_first_token_seconds` (from arrival), `perch_inter_token_seconds` per
 //!   `model`: each finished generation (`openai/run.rs`; each gap between tokens is
 //!   recorded at its request's mean gap);
-//! - `perch_requests_admitted`: requests running or waiting for their model (`run.rs`);
+//! - `perch_requests_admitted`: requests holding a place in the bounded queue: being
+//!   checked and tokenized, waiting for their model, or running (`openai/run.rs`);
 //! - `perch_requests_cancelled_total{phase}`: generations cancelled when queued, in
 //!   prefill or in decode (the engine, which alone sees a request whose client left);
 //! - `perch_connections_open`, `perch_connections_refused_total`: `connections.rs`;

@@ -82,6 +82,13 @@ impl Grammar {
                     ToolSyntax::Mistral => {
                         let marker = token_id("[TOOL_CALLS]")
                             .ok_or("this model's tokenizer has no [TOOL_CALLS] token".to_owned())?;
+                        // Tokenizers of v11 and later have [ARGS]: each call is then
+                        // `[TOOL_CALLS]name[ARGS]{…}`, as their templates write calls.
+                        if let Some(args) = token_id("[ARGS]") {
+                            return Ok(TopLevelGrammar::from_lark(mistral_named_calls(
+                                tools, *parallel, marker, args,
+                            )));
+                        }
                         format!(
                             "start: <[{marker}]> \"[\" call {} \"]\"",
                             more(", ", "call")
@@ -111,6 +118,27 @@ fn call_schema(tool: &ToolSpec, key: &str) -> Value {
         "required": ["name", key],
         "additionalProperties": false,
     })
+}
+
+/// The grammar of Mistral v11+ calls: each `[TOOL_CALLS]` (token `marker`), a tool's
+/// name, `[ARGS]` (token `args`) and its arguments as JSON; one call, or several when
+/// `parallel`.
+fn mistral_named_calls(tools: &[ToolSpec], parallel: bool, marker: u32, args: u32) -> String {
+    let mut lark = format!("start: call{}\n", if parallel { "+" } else { "" });
+    let names: Vec<String> = (0..tools.len()).map(|i| format!("tool_{i}")).collect();
+    lark += &format!("call: <[{marker}]> ({})\n", names.join(" | "));
+    for (rule, tool) in names.iter().zip(tools) {
+        let arguments = with_layout(
+            tool.parameters
+                .clone()
+                .unwrap_or_else(|| json!({"type": "object"})),
+        );
+        lark += &format!(
+            "{rule}: {} <[{args}]> %json {arguments}\n",
+            lark_string(&tool.name)
+        );
+    }
+    lark
 }
 
 /// `schema` with `llguidance`'s layout options: fixed separators, no free whitespace.

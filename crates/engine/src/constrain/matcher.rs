@@ -1,7 +1,7 @@
 //! A compiled constraint travelling with its request, and the same constraint at work in a
 //! generation: the mask for the next step, and the chosen token fed back.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use llguidance::Matcher;
@@ -10,9 +10,10 @@ use perch_mlx::Array;
 use crate::{EngineError, Result};
 
 /// A grammar compiled for one request (see [`crate::Engine::constrain`]). Cloning shares
-/// it; the generation that starts first takes it.
+/// the compiled grammar; each generation that starts from it (one per choice of a request
+/// with `n` > 1) works on its own copy of the matcher.
 #[derive(Clone)]
-pub struct Constraint(Arc<Mutex<Option<Matcher>>>);
+pub struct Constraint(Arc<Matcher>);
 
 impl std::fmt::Debug for Constraint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -22,23 +23,23 @@ impl std::fmt::Debug for Constraint {
 
 impl Constraint {
     pub(crate) fn new(matcher: Matcher) -> Constraint {
-        Constraint(Arc::new(Mutex::new(Some(matcher))))
+        Constraint(Arc::new(matcher))
     }
 
-    /// The matcher, for a generation over `logits_width` logits; an error if another
-    /// generation already took it.
-    pub(crate) fn start(&self, logits_width: usize) -> Result<ActiveConstraint> {
-        let matcher = self
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .ok_or_else(|| EngineError::InvalidRequest("a constraint serves one request".into()))?;
-        Ok(ActiveConstraint {
-            matcher,
+    /// Whether `tokens` make a whole output the grammar accepts (to check a grammar
+    /// against a model family's own examples).
+    pub fn accepts(&self, tokens: &[u32]) -> bool {
+        let mut matcher = self.0.deep_clone();
+        matcher.consume_tokens(tokens).is_ok() && matcher.is_accepting().unwrap_or(false)
+    }
+
+    /// A fresh matcher of its own, for a generation over `logits_width` logits.
+    pub(crate) fn start(&self, logits_width: usize) -> ActiveConstraint {
+        ActiveConstraint {
+            matcher: self.0.deep_clone(),
             logits_width,
             mask_time: Duration::ZERO,
-        })
+        }
     }
 }
 

@@ -631,8 +631,22 @@ mod tests {
             assert_eq!(parts, vec![ReplyPart::Text(reply.into())], "{reply}");
         }
         let mistral = syntax(ToolSyntax::Mistral, false);
-        let reply = "[TOOL_CALLS] not json";
-        assert_eq!(text(&parse_all_ways(mistral, reply)), reply);
+        for reply in [
+            "[TOOL_CALLS] not json",
+            "[TOOL_CALLS]get_weather[ARGS]{\"city\": ",
+            "[TOOL_CALLS]get_weather[ARGS][1, 2]",
+            "[TOOL_CALLS][ARGS]{}",
+        ] {
+            assert_eq!(text(&parse_all_ways(mistral, reply)), reply, "{reply}");
+        }
+        let llama = syntax(ToolSyntax::Llama3Json, false);
+        for reply in [
+            "{\"name\": \"get_weather\", \"parameters\": {\"city\": ",
+            "{\"name\": \"get_weather\", \"parameters\": \"Paris\"}",
+            "<|python_tag|>{\"name\": 7, \"parameters\": {}}",
+        ] {
+            assert_eq!(text(&parse_all_ways(llama, reply)), reply, "{reply}");
+        }
     }
 
     #[test]

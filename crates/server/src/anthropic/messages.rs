@@ -67,7 +67,10 @@ pub(crate) async fn create(
         temperature: body.temperature,
         top_p: body.top_p,
         top_k,
-        stop: body.stop_sequences.clone().map(Stop::Many),
+        stop: body.stop_sequences.clone().map(|list| Stop::Listed {
+            list,
+            field: "stop_sequences".into(),
+        }),
         max_tokens: Some(body.max_tokens),
         stream: Some(stream),
         ..Sampling::default()
@@ -120,18 +123,18 @@ pub(crate) async fn count_tokens(
     )?;
     let model = state.acquire(&body.model, None).await?;
     // Counted whatever its length: a client asks to learn whether it fits.
-    let counted = tokio::task::spawn_blocking(move || {
+    let (counted, _slot) = run::admitted(&state, "counting the tokens", move || {
         validate::chat_prompt(&model, &chat).map(|(prompt, _)| prompt.tokens.len())
     })
-    .await
-    .map_err(|e| ApiError::internal(format!("counting the tokens failed: {e}")))??;
+    .await?;
+    let counted = counted?;
     Ok(Json(TokenCount {
         input_tokens: counted,
     }))
 }
 
 async fn whole(state: &AppState, mut request: ValidRequest) -> Result<MessageResponse, ApiError> {
-    let mut running = run::start(state, ENDPOINT, &request)?;
+    let mut running = run::start(state, ENDPOINT, &mut request)?;
     let mut text = String::new();
     while let Some(event) = running.next().await {
         match event? {
@@ -174,7 +177,7 @@ fn stream_events(
     state: &AppState,
     mut request: ValidRequest,
 ) -> Result<Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    let mut running = run::start(state, ENDPOINT, &request)?;
+    let mut running = run::start(state, ENDPOINT, &mut request)?;
     let write_timeout = state.limits.write_timeout;
     let stream = channel_stream(move |tx: tokio::sync::mpsc::Sender<SseEvent>| async move {
         let send = |name: &str, data: Value| {

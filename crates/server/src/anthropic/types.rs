@@ -20,8 +20,8 @@ pub struct MessagesRequest {
     pub max_tokens: u32,
     /// The system prompt: text, or text blocks.
     pub system: Option<SystemPrompt>,
-    /// Strings that end the answer (at most 4).
-    #[schema(max_items = 4)]
+    /// Strings that end the answer (at most 64).
+    #[schema(max_items = 64)]
     pub stop_sequences: Option<Vec<String>>,
     /// 0–1 (default 1).
     #[schema(minimum = 0, maximum = 1)]

@@ -38,10 +38,11 @@ pub struct EmbedRequest {
     /// Cut inputs longer than the context (the default) instead of refusing them.
     pub truncate: Option<bool>,
     /// Keep only the first this many dimensions, normalised again (Matryoshka models).
+    #[schema(value_type = Option<u64>, minimum = 1, maximum = 4294967295_u64)]
     pub dimensions: Option<u32>,
-    /// Model options (accepted; embeddings use none of them).
+    /// Model options (an object, accepted; embeddings use none of them).
     #[schema(value_type = Option<Object>)]
-    pub options: Option<Value>,
+    pub options: Option<serde_json::Map<String, Value>>,
     /// How long the model stays loaded afterwards.
     #[schema(value_type = Option<serde_json::Value>)]
     pub keep_alive: Option<Value>,
@@ -72,9 +73,9 @@ pub struct EmbeddingsRequest {
     /// The text; empty only loads the model.
     #[serde(default)]
     pub prompt: String,
-    /// Model options (accepted; embeddings use none of them).
+    /// Model options (an object, accepted; embeddings use none of them).
     #[schema(value_type = Option<Object>)]
-    pub options: Option<Value>,
+    pub options: Option<serde_json::Map<String, Value>>,
     /// How long the model stays loaded afterwards.
     #[schema(value_type = Option<serde_json::Value>)]
     pub keep_alive: Option<Value>,
@@ -106,6 +107,12 @@ pub(crate) async fn embed_batch(
 ) -> Result<Json<EmbedResponse>, ApiError> {
     let arrived = Instant::now();
     let keep_alive = keep_alive(body.keep_alive.as_ref())?;
+    if body.dimensions == Some(0) {
+        return Err(ApiError::invalid_field(
+            "dimensions",
+            "dimensions must be at least 1",
+        ));
+    }
     let texts = match body.input {
         None => Vec::new(),
         Some(EmbedInput::One(t)) => vec![t],

@@ -316,7 +316,10 @@ fn sampling(o: Options, stream: bool, recommended: &SamplingDefaults) -> Samplin
         }),
         min_p: o.min_p.or(recommended.min_p),
         seed: o.seed.and_then(|s| u64::try_from(s).ok()),
-        stop: o.stop.map(Stop::Many),
+        stop: o.stop.map(|list| Stop::Listed {
+            list,
+            field: "options.stop".into(),
+        }),
         max_tokens: o
             .num_predict
             .filter(|&n| n >= 0)
@@ -399,7 +402,7 @@ async fn answer(
     arrived: Instant,
     loaded_in: Duration,
 ) -> Result<Response, ApiError> {
-    let mut running = run::start(state, shape.endpoint(), &request)?;
+    let mut running = run::start(state, shape.endpoint(), &mut request)?;
     let name = request.model_name().to_owned();
     let mut reply = std::mem::take(&mut request.reply);
     let mut calls = 0;

@@ -26,9 +26,9 @@ use crate::{ApiError, AppState};
 pub(crate) async fn respond(
     state: &AppState,
     family: Family,
-    request: ValidRequest,
+    mut request: ValidRequest,
 ) -> Result<Response, ApiError> {
-    let running = run::start(state, family.endpoint(), &request)?;
+    let running = run::start(state, family.endpoint(), &mut request)?;
     if request.stream {
         Ok(stream(family, request, running, state.limits.write_timeout).into_response())
     } else {

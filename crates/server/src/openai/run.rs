@@ -52,20 +52,46 @@ impl Running {
     }
 }
 
-/// Admits `request` and starts its choices (choice `i` of a seeded request is seeded with
-/// `seed + i`, so the choices differ and each is reproducible). The engine logs under a
-/// span naming the endpoint and model, so a cancelled request's log line says which
-/// request it was.
-pub(crate) fn start(
-    state: &AppState,
-    endpoint: &'static str,
-    request: &ValidRequest,
-) -> Result<Running, ApiError> {
+/// A place among the requests admitted at once (503 when none is free), counted in
+/// `perch_requests_admitted` while it is held.
+pub(crate) fn admit(state: &AppState) -> Result<CountedPermit, ApiError> {
     let slot = state
         .queue
         .clone()
         .try_acquire_owned()
         .map_err(|_| ApiError::overloaded())?;
+    Ok(CountedPermit::new(slot, "perch_requests_admitted"))
+}
+
+/// Takes a place in the queue (503 when none is free), then runs `work` (rendering,
+/// tokenizing, compiling grammars: CPU work that grows with the body) on the blocking
+/// pool, so it never holds up the async workers that accept connections and notice
+/// clients leaving. The place travels with the work and comes back with its result: a
+/// client that goes away meanwhile cannot free it while the work it started still runs.
+pub(crate) async fn admitted<T: Send + 'static>(
+    state: &AppState,
+    what: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<(T, CountedPermit), ApiError> {
+    let slot = admit(state)?;
+    tokio::task::spawn_blocking(move || (work(), slot))
+        .await
+        .map_err(|e| ApiError::internal(format!("{what} failed: {e}")))
+}
+
+/// Starts `request`'s choices in its place in the queue (taken now if it has none).
+/// Choice `i` of a seeded request is seeded with `seed + i`, so the choices differ and
+/// each is reproducible. The engine logs under a span naming the endpoint and model, so a
+/// cancelled request's log line says which request it was.
+pub(crate) fn start(
+    state: &AppState,
+    endpoint: &'static str,
+    request: &mut ValidRequest,
+) -> Result<Running, ApiError> {
+    let slot = match request.admission.take() {
+        Some(slot) => slot,
+        None => admit(state)?,
+    };
     let span = tracing::info_span!("request", endpoint, model = %request.model_name());
     let streams = (0..request.choices)
         .map(|i| {
@@ -77,7 +103,7 @@ pub(crate) fn start(
         .collect::<Result<_, _>>()?;
     Ok(Running {
         streams,
-        _slot: CountedPermit::new(slot, "perch_requests_admitted"),
+        _slot: slot,
     })
 }
 

@@ -16,8 +16,22 @@ use utoipa::{PartialSchema, ToSchema};
 pub enum Stop {
     /// One stop string.
     One(String),
-    /// Several (at most 4).
+    /// Several (at most 4, OpenAI's limit).
     Many(Vec<String>),
+    /// Several, from an API family without OpenAI's limit (Anthropic's `stop_sequences`,
+    /// Ollama's `stop`): at most [`Stop::MOST_LISTED`], named by the family's `field`.
+    #[serde(skip)]
+    Listed {
+        /// The strings.
+        list: Vec<String>,
+        /// The request field they came in.
+        field: String,
+    },
+}
+
+impl Stop {
+    /// Most stop strings a [`Stop::Listed`] may hold.
+    pub const MOST_LISTED: usize = 64;
 }
 
 // Written out because utoipa cannot put limits on the variants of an untagged enum.

@@ -10,13 +10,15 @@ use perch_engine::text::template::ChatMessage;
 
 use std::sync::Arc;
 
-use perch_engine::Engine;
+use perch_engine::{Engine, EngineError};
 use perch_runtime::ModelLease;
 
+use super::run;
 use super::types::{
     ChatCompletionRequest, CompletionRequest, Content, Prompt, ResponseFormat, Sampling, Stop,
     Tool, ToolChoice,
 };
+use crate::metrics::CountedPermit;
 use crate::reply::Reply;
 use crate::{ApiError, AppState};
 
@@ -37,6 +39,8 @@ pub(crate) struct ValidRequest {
     pub reply: Reply,
     /// A completion's prompt text, given back before the answer (`echo`).
     pub echo: Option<String>,
+    /// Its place in the bounded queue, from [`off_runtime`] until [`run::start`] holds it.
+    pub admission: Option<CountedPermit>,
 }
 
 impl ValidRequest {
@@ -57,17 +61,18 @@ impl ValidRequest {
     }
 }
 
-/// Runs `check` (which renders templates and tokenizes: CPU work that grows with the body)
-/// on the blocking pool, so it never holds up the async workers that accept connections
-/// and notice clients leaving.
+/// Runs `check` in a place of the bounded queue (see [`run::admitted`]); the valid
+/// request keeps that place until it is dropped.
 pub(crate) async fn off_runtime(
     state: &AppState,
     check: impl FnOnce(&AppState) -> Result<ValidRequest, ApiError> + Send + 'static,
 ) -> Result<ValidRequest, ApiError> {
-    let state = state.clone();
-    tokio::task::spawn_blocking(move || check(&state))
-        .await
-        .map_err(|e| ApiError::internal(format!("checking the request failed: {e}")))?
+    let owned = state.clone();
+    let (checked, slot) =
+        run::admitted(state, "checking the request", move || check(&owned)).await?;
+    let mut valid = checked?;
+    valid.admission = Some(slot);
+    Ok(valid)
 }
 
 pub(crate) fn chat(
@@ -206,10 +211,11 @@ pub(crate) fn constrain(
     field: &str,
     grammar: &Grammar,
 ) -> Result<(), ApiError> {
-    let constraint = request
-        .engine()
-        .constrain(grammar)
-        .map_err(|e| ApiError::invalid_field(field, e.to_string()))?;
+    let constraint = request.engine().constrain(grammar).map_err(|e| match e {
+        EngineError::InvalidRequest(why) => ApiError::invalid_field(field, why),
+        // The vocabulary could not be built: Perch's fault, not the request's.
+        other => ApiError::from(other),
+    })?;
     request.generate.constraint = Some(constraint);
     Ok(())
 }
@@ -331,7 +337,7 @@ pub(crate) fn chat_prompt(
         constrained: grammar.is_some(),
     };
     let prompt = engine.chat(&input).map_err(|e| match e {
-        perch_engine::EngineError::Tokenizer(_) => ApiError::from(e),
+        EngineError::Tokenizer(_) => ApiError::from(e),
         e => ApiError::invalid_field("messages", e.to_string()),
     })?;
     Ok((prompt, grammar))
@@ -506,6 +512,13 @@ fn finish(
         Some(Stop::Many(_)) => {
             return Err(ApiError::invalid_field("stop", "at most 4 stop sequences"))
         }
+        Some(Stop::Listed { list, .. }) if list.len() <= Stop::MOST_LISTED => list.clone(),
+        Some(Stop::Listed { field, .. }) => {
+            return Err(ApiError::invalid_field(
+                field,
+                format!("at most {} stop sequences", Stop::MOST_LISTED),
+            ))
+        }
     };
     let room = context - prompt.len();
     // The server's cap lowers what is asked for before the context is checked.
@@ -570,5 +583,6 @@ fn finish(
         logprobs,
         reply: Reply::default(),
         echo: None,
+        admission: None,
     })
 }
