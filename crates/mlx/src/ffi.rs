@@ -110,6 +110,7 @@ pub(crate) mod bridge {
             strides: &[i32],
         ) -> Result<UniquePtr<Array>>;
         fn concatenate(arrays: &ArrayVec, axis: i32) -> Result<UniquePtr<Array>>;
+        fn contiguous(a: &Array) -> Result<UniquePtr<Array>>;
         fn stack(arrays: &ArrayVec, axis: i32) -> Result<UniquePtr<Array>>;
         fn split_equal(a: &Array, parts: i32, axis: i32) -> Result<UniquePtr<ArrayVec>>;
         fn split_at(a: &Array, indices: &[i32], axis: i32) -> Result<UniquePtr<ArrayVec>>;
@@ -181,6 +182,7 @@ pub(crate) mod bridge {
             key: &Array,
         ) -> Result<UniquePtr<Array>>;
         fn random_normal(shape: &[i32], dtype: u8, key: &Array) -> Result<UniquePtr<Array>>;
+        fn random_gumbel(shape: &[i32], dtype: u8, key: &Array) -> Result<UniquePtr<Array>>;
         fn random_categorical(logits: &Array, axis: i32, key: &Array) -> Result<UniquePtr<Array>>;
 
         fn tensor_map_new() -> UniquePtr<TensorMap>;

@@ -58,6 +58,12 @@ pub fn normal(shape: &[i32], dtype: Dtype, key: &Array) -> Result<Array> {
     wrap(ffi::random_normal(shape, dtype.code(), key.raw()))
 }
 
+/// Gumbel samples: `argmax(logits + noise)` along an axis is a draw from the categorical
+/// distribution of `logits` (the Gumbel-max trick), with noise of one's own shape per key.
+pub fn gumbel(shape: &[i32], dtype: Dtype, key: &Array) -> Result<Array> {
+    wrap(ffi::random_gumbel(shape, dtype.code(), key.raw()))
+}
+
 /// One sample per row from the categorical distribution given by unnormalised `logits`
 /// along `axis`.
 pub fn categorical(logits: &Array, axis: i32, key: &Array) -> Result<Array> {

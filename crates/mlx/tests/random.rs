@@ -67,3 +67,32 @@ fn categorical_follows_the_logits() {
         again.to_vec::<u32>().unwrap()
     );
 }
+
+#[test]
+fn gumbel_noise_added_to_logits_draws_from_them() {
+    // argmax(logits + Gumbel noise) is a draw from softmax(logits).
+    let row = arr(&[0.25f32.ln(), 0.75f32.ln()], &[1, 2]);
+    let rows = row.broadcast_to(&[2000, 2]).unwrap();
+    let draw = |seed| {
+        let noise =
+            random::gumbel(&[2000, 2], Dtype::Float32, &random::key(seed).unwrap()).unwrap();
+        noise.add(&rows).unwrap().argmax(-1, false).unwrap()
+    };
+    let ones = draw(5)
+        .astype(Dtype::Float32)
+        .unwrap()
+        .mean(&[], false)
+        .unwrap()
+        .item::<f32>()
+        .unwrap();
+    assert!((ones - 0.75).abs() < 0.04, "fraction of 1s: {ones}");
+    assert_eq!(
+        draw(5).to_vec::<u32>().unwrap(),
+        draw(5).to_vec::<u32>().unwrap(),
+        "the same key draws the same"
+    );
+    assert_ne!(
+        draw(5).to_vec::<u32>().unwrap(),
+        draw(6).to_vec::<u32>().unwrap()
+    );
+}

@@ -50,6 +50,13 @@ impl Array {
         ))
     }
 
+    /// The same elements in a buffer of their own, laid out row after row: a copy when
+    /// `self` is a view into a larger array (a slice of a cache), so the larger one can
+    /// be freed.
+    pub fn contiguous(&self) -> Result<Array> {
+        wrap(ffi::contiguous(self.raw()))
+    }
+
     /// Joins arrays along an existing `axis`.
     pub fn concatenate(arrays: &[&Array], axis: i32) -> Result<Array> {
         wrap(ffi::concatenate(&array_vec(arrays), axis))

@@ -214,6 +214,7 @@ ArrayPtr slice_update(const Array& src, const Array& update, rust::Slice<const i
   return box(mx::slice_update(src.inner, update.inner, to_shape(start), to_shape(stop), to_shape(strides)));
 }
 ArrayPtr concatenate(const ArrayVec& arrays, int32_t axis) { return box(mx::concatenate(arrays.items, axis)); }
+ArrayPtr contiguous(const Array& a) { return box(mx::contiguous(a.inner)); }
 ArrayPtr stack(const ArrayVec& arrays, int32_t axis) { return box(mx::stack(arrays.items, axis)); }
 std::unique_ptr<ArrayVec> split_equal(const Array& a, int32_t parts, int32_t axis) {
   return box_vec(mx::split(a.inner, parts, axis));
@@ -262,6 +263,9 @@ ArrayPtr random_uniform(const Array& low, const Array& high, rust::Slice<const i
 }
 ArrayPtr random_normal(rust::Slice<const int32_t> shape, uint8_t dtype, const Array& key) {
   return box(mx::random::normal(to_shape(shape), to_dtype(dtype), key.inner));
+}
+ArrayPtr random_gumbel(rust::Slice<const int32_t> shape, uint8_t dtype, const Array& key) {
+  return box(mx::random::gumbel(to_shape(shape), to_dtype(dtype), key.inner));
 }
 ArrayPtr random_categorical(const Array& logits, int32_t axis, const Array& key) {
   return box(mx::random::categorical(logits.inner, axis, key.inner));

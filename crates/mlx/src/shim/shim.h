@@ -124,6 +124,7 @@ ArrayPtr take_along_axis(const Array& a, const Array& indices, int32_t axis);
 ArrayPtr slice(const Array& a, rust::Slice<const int32_t> start, rust::Slice<const int32_t> stop, rust::Slice<const int32_t> strides);
 ArrayPtr slice_update(const Array& src, const Array& update, rust::Slice<const int32_t> start, rust::Slice<const int32_t> stop, rust::Slice<const int32_t> strides);
 ArrayPtr concatenate(const ArrayVec& arrays, int32_t axis);
+ArrayPtr contiguous(const Array& a);
 ArrayPtr stack(const ArrayVec& arrays, int32_t axis);
 std::unique_ptr<ArrayVec> split_equal(const Array& a, int32_t parts, int32_t axis);
 std::unique_ptr<ArrayVec> split_at(const Array& a, rust::Slice<const int32_t> indices, int32_t axis);
@@ -145,6 +146,7 @@ ArrayPtr random_key(uint64_t seed);
 ArrayPtr random_split(const Array& key, int32_t parts);
 ArrayPtr random_uniform(const Array& low, const Array& high, rust::Slice<const int32_t> shape, uint8_t dtype, const Array& key);
 ArrayPtr random_normal(rust::Slice<const int32_t> shape, uint8_t dtype, const Array& key);
+ArrayPtr random_gumbel(rust::Slice<const int32_t> shape, uint8_t dtype, const Array& key);
 ArrayPtr random_categorical(const Array& logits, int32_t axis, const Array& key);
 
 // Files.
