@@ -5,7 +5,8 @@
 //! kernel: every call rebuilds a fallback graph (positions, frequencies, cos, sin, rotation),
 //! 60 times per decode step for a 30-layer model, which was ~40% of the host time spent
 //! building each step. There the angles are built once per forward pass and shared by every
-//! layer's queries and keys, with the fallback's own arithmetic, so the values are the same.
+//! layer's queries and keys, with the fallback's own arithmetic, so the values are the same;
+//! each rotation is then `x·cos + swap(x)·(−sin, sin)`, five graph nodes.
 
 use perch_mlx::fast::{self, RopeFrequencies, RopeOffset};
 use perch_mlx::{Array, DeviceKind, Dtype};
@@ -29,11 +30,12 @@ pub struct Rope {
 pub enum RopeAngles<'a> {
     /// `fast::rope` computes them in its kernel.
     Fused(RopeOffset<'a>),
-    /// Precomputed `cos` and `sin`, `[len, dims/2]` or `[batch, 1, len, dims/2]`.
+    /// Precomputed `[cos, cos]` and `[−sin, sin]` over the rotated features, `[len, dims]`
+    /// or `[batch, 1, len, dims]`.
     Shared {
-        /// Cosines in the activation dtype.
+        /// Cosines in the activation dtype, for both halves.
         cos: Array,
-        /// Sines in the activation dtype.
+        /// Sines in the activation dtype, negated for the first half.
         sin: Array,
     },
 }
@@ -98,9 +100,11 @@ impl Rope {
             }
         };
         let theta = positions.expand_dims(&[-1])?.multiply(&inverse)?;
+        let cos = theta.cos()?.astype(self.dtype)?;
+        let sin = theta.sin()?.astype(self.dtype)?;
         Ok(RopeAngles::Shared {
-            cos: theta.cos()?.astype(self.dtype)?,
-            sin: theta.sin()?.astype(self.dtype)?,
+            cos: Array::concatenate(&[&cos, &cos], -1)?,
+            sin: Array::concatenate(&[&sin.negative()?, &sin], -1)?,
         })
     }
 
@@ -122,18 +126,26 @@ impl Rope {
                 )?)
             }
             RopeAngles::Shared { cos, sin } => {
-                let shape = x.shape();
-                let (b, h, l, d) = (shape[0], shape[1], shape[2], shape[3]);
-                let half = self.dims / 2;
-                let x1 = x.slice(&[0, 0, 0, 0], &[b, h, l, half], &[1, 1, 1, 1])?;
-                let x2 = x.slice(&[0, 0, 0, half], &[b, h, l, self.dims], &[1, 1, 1, 1])?;
-                let first = x1.multiply(cos)?.subtract(&x2.multiply(sin)?)?;
-                let second = x1.multiply(sin)?.add(&x2.multiply(cos)?)?;
-                if self.dims < d {
-                    let rest = x.slice(&[0, 0, 0, self.dims], &[b, h, l, d], &[1, 1, 1, 1])?;
-                    Ok(Array::concatenate(&[&first, &second, &rest], -1)?)
+                // (x1, x2)·cos + (x2, x1)·(−sin, sin): the first half x1·cos − x2·sin and
+                // the second x2·cos + x1·sin, as the fallback computes them.
+                let d = *x.shape().last().expect("x has a feature axis");
+                let (rotated, rest) = if self.dims < d {
+                    let mut parts = x.split_at(&[self.dims], -1)?.into_iter();
+                    (parts.next(), parts.next())
                 } else {
-                    Ok(Array::concatenate(&[&first, &second], -1)?)
+                    (Some(x.clone()), None)
+                };
+                let rotated = rotated.expect("split gives the rotated part");
+                let mut halves = rotated.split(2, -1)?.into_iter();
+                let (x1, x2) = (halves.next(), halves.next());
+                let swapped = match (x1, x2) {
+                    (Some(x1), Some(x2)) => Array::concatenate(&[&x2, &x1], -1)?,
+                    _ => unreachable!("splitting in two gives two halves"),
+                };
+                let out = rotated.multiply(cos)?.add(&swapped.multiply(sin)?)?;
+                match rest {
+                    Some(rest) => Ok(Array::concatenate(&[&out, &rest], -1)?),
+                    None => Ok(out),
                 }
             }
         }

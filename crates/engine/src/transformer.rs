@@ -8,23 +8,22 @@ use perch_mlx::{Array, Dtype};
 use crate::batch::BatchLayout;
 use crate::config::{Architecture, ModelConfig};
 use crate::kv_cache::LayerCache;
-use crate::nn::{Embedding, Linear, RmsNorm};
+use crate::nn::{Embedding, Linear, RmsNorm, SideBySide};
 use crate::rope::{Rope, RopeAngles};
 use crate::weights::Weights;
-use crate::Result;
+use crate::{EngineError, Result};
 
 struct Attention {
-    q_proj: Linear,
-    k_proj: Linear,
-    v_proj: Linear,
+    /// The query, key and value projections.
+    qkv: SideBySide,
     o_proj: Linear,
     q_norm: Option<RmsNorm>,
     k_norm: Option<RmsNorm>,
 }
 
 struct Mlp {
-    gate_proj: Linear,
-    up_proj: Linear,
+    /// The gate and up projections.
+    gate_up: SideBySide,
     down_proj: Linear,
 }
 
@@ -64,9 +63,9 @@ impl Transformer {
             blocks.push(Block {
                 input_layernorm: weights.rms_norm(&format!("{p}.input_layernorm"), eps)?,
                 attention: Attention {
-                    q_proj: weights.linear(&format!("{p}.self_attn.q_proj"))?,
-                    k_proj: weights.linear(&format!("{p}.self_attn.k_proj"))?,
-                    v_proj: weights.linear(&format!("{p}.self_attn.v_proj"))?,
+                    qkv: weights.side_by_side(
+                        &["q_proj", "k_proj", "v_proj"].map(|n| format!("{p}.self_attn.{n}")),
+                    )?,
                     o_proj: weights.linear(&format!("{p}.self_attn.o_proj"))?,
                     q_norm: norm(weights, "q_norm")?,
                     k_norm: norm(weights, "k_norm")?,
@@ -74,8 +73,8 @@ impl Transformer {
                 post_attention_layernorm: weights
                     .rms_norm(&format!("{p}.post_attention_layernorm"), eps)?,
                 mlp: Mlp {
-                    gate_proj: weights.linear(&format!("{p}.mlp.gate_proj"))?,
-                    up_proj: weights.linear(&format!("{p}.mlp.up_proj"))?,
+                    gate_up: weights
+                        .side_by_side(&["gate_proj", "up_proj"].map(|n| format!("{p}.mlp.{n}")))?,
                     down_proj: weights.linear(&format!("{p}.mlp.down_proj"))?,
                 },
             });
@@ -126,14 +125,11 @@ impl Transformer {
                 let a = &b.attention;
                 norm(&b.input_layernorm)
                     + norm(&b.post_attention_layernorm)
-                    + a.q_proj.nbytes()
-                    + a.k_proj.nbytes()
-                    + a.v_proj.nbytes()
+                    + a.qkv.nbytes()
                     + a.o_proj.nbytes()
                     + a.q_norm.as_ref().map_or(0, norm)
                     + a.k_norm.as_ref().map_or(0, norm)
-                    + b.mlp.gate_proj.nbytes()
-                    + b.mlp.up_proj.nbytes()
+                    + b.mlp.gate_up.nbytes()
                     + b.mlp.down_proj.nbytes()
             })
             .sum();
@@ -203,11 +199,12 @@ impl Transformer {
             h = h.add(&attended)?;
             let normed = block.post_attention_layernorm.forward(&h)?;
             let mlp = &block.mlp;
-            let gated = mlp
-                .gate_proj
+            let [gate, up]: [Array; 2] = mlp
+                .gate_up
                 .forward(&normed)?
-                .silu()?
-                .multiply(&mlp.up_proj.forward(&normed)?)?;
+                .try_into()
+                .map_err(|_| EngineError::InvalidModel("an MLP has two projections".into()))?;
+            let gated = gate.silu()?.multiply(&up)?;
             h = h.add(&mlp.down_proj.forward(&gated)?)?;
         }
         if !all_positions && len > 1 {
@@ -229,29 +226,38 @@ impl Transformer {
         mask: fast::AttentionMask<'_>,
     ) -> Result<Array> {
         let c = &self.config;
-        let heads = |proj: &Linear, n: i32| -> Result<Array> {
-            Ok(proj
-                .forward(x)?
-                .reshape(&[batch, len, n, c.head_dim])?
+        // `[batch, len, n × head_dim]` → `[batch, n, len, head_dim]` (one reshape when
+        // decoding a single position).
+        let heads = |a: &Array, n: i32| -> Result<Array> {
+            if len == 1 {
+                return Ok(a.reshape(&[batch, n, 1, c.head_dim])?);
+            }
+            Ok(a.reshape(&[batch, len, n, c.head_dim])?
                 .transpose(&[0, 2, 1, 3])?)
         };
-        let mut q = heads(&attn.q_proj, c.num_attention_heads)?;
-        let mut k = heads(&attn.k_proj, c.num_key_value_heads)?;
-        let v = heads(&attn.v_proj, c.num_key_value_heads)?;
-        if let (Some(qn), Some(kn)) = (&attn.q_norm, &attn.k_norm) {
-            q = qn.forward(&q)?;
-            k = kn.forward(&k)?;
-        }
+        let (hq, hkv) = (c.num_attention_heads, c.num_key_value_heads);
+        let [q, k, v]: [Array; 3] = attn
+            .qkv
+            .forward(x)?
+            .try_into()
+            .map_err(|_| EngineError::InvalidModel("attention has three projections".into()))?;
+        let (q, k, v) = (heads(&q, hq)?, heads(&k, hkv)?, heads(&v, hkv)?);
+        let (q, k) = match (&attn.q_norm, &attn.k_norm) {
+            (Some(qn), Some(kn)) => (qn.forward(&q)?, kn.forward(&k)?),
+            _ => (q, k),
+        };
         let q = self.rope.apply(&q, angles)?;
         let k = self.rope.apply(&k, angles)?;
         let (keys, values) = cache.append(&k, &v)?;
         let scale = (c.head_dim as f32).powf(-0.5);
         let out = fast::scaled_dot_product_attention(&q, &keys, &values, scale, mask)?;
-        let out = out.transpose(&[0, 2, 1, 3])?.reshape(&[
-            batch,
-            len,
-            c.num_attention_heads * c.head_dim,
-        ])?;
+        let width = hq * c.head_dim;
+        let out = if len == 1 {
+            out.reshape(&[batch, 1, width])?
+        } else {
+            out.transpose(&[0, 2, 1, 3])?
+                .reshape(&[batch, len, width])?
+        };
         attn.o_proj.forward(&out)
     }
 }

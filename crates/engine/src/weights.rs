@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use perch_mlx::{Array, Dtype};
 
-use crate::nn::{Embedding, Linear, RmsNorm};
+use crate::nn::{Embedding, Linear, RmsNorm, SideBySide};
 use crate::quantization::{QuantParams, QuantizationConfig};
 use crate::{EngineError, Result};
 
@@ -106,6 +106,25 @@ impl Weights {
                 bias,
             }),
         }
+    }
+
+    /// The linear layers at `paths`, applied to one input side by side (fused into one
+    /// where their weights allow; see [`SideBySide`]).
+    pub fn side_by_side(&mut self, paths: &[String]) -> Result<SideBySide> {
+        let mark = self.taken.len();
+        let parts = paths
+            .iter()
+            .map(|p| self.linear(p))
+            .collect::<Result<Vec<_>>>()?;
+        let layer = SideBySide::new(parts)?;
+        let joined = layer.fused_parameters();
+        if !joined.is_empty() {
+            // The joined arrays are what stays: they are evaluated at load, not the parts
+            // (which go once they are joined, so memory never holds both).
+            self.taken.truncate(mark);
+            self.taken.extend(joined.into_iter().cloned());
+        }
+        Ok(layer)
     }
 
     /// The embedding table at `path`.
