@@ -171,6 +171,10 @@ await step("a settings change takes effect", async () => {
   await page.getByTestId("save-settings").click();
   await until("the refusal to show", async () => /keep_alive/.test(await page.locator("main").innerText()));
   assert.equal((await api("/api/perch/settings")).keep_alive, "7m", "a bad value changes nothing");
+  await keepAlive.fill("7m");
+  await page.getByTestId("parallel").fill("2");
+  await page.getByTestId("save-settings").click();
+  await until("the server to answer two requests at once", async () => (await api("/api/perch/settings")).parallel === 2);
   await page.screenshot({ path: `${shots}/settings-1280.png`, fullPage: false });
 });
 

@@ -9,9 +9,12 @@ use std::time::Instant;
 
 use anyhow::Context;
 use perch_engine::constrain::{Grammar, Vocabulary};
-use perch_engine::generate::{generate, measure_graph_build, Finished, GenerateRequest};
+use perch_engine::generate::{Finished, GenerateRequest};
+use perch_engine::mlx_backend::MlxBackend;
 use perch_engine::model::Model;
 use perch_engine::reply::ReplySyntax;
+use perch_engine::scheduler::policy::SchedulePolicy;
+use perch_engine::scheduler::Scheduler;
 use perch_mlx::memory;
 use perch_runtime::planner::{Budget, Footprint, MemoryPlanner};
 
@@ -53,24 +56,35 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let load_s = start.elapsed().as_secs_f64();
     let loaded_bytes = memory::active() as f64;
     let rss_loaded = resident_bytes().saturating_sub(rss_before) as f64;
-    let prompt = bench_prompt(&model, args.prompt_tokens)?;
-    let request = GenerateRequest {
-        prompt,
-        max_tokens: args.gen_tokens,
-        ignore_eos: true,
-        ..Default::default()
+    // Each run's prompt starts elsewhere in the text, so none reuses another's cache.
+    let request = |run: usize| -> anyhow::Result<GenerateRequest> {
+        Ok(GenerateRequest {
+            prompt: bench_prompt(&model, args.prompt_tokens, run)?,
+            max_tokens: args.gen_tokens,
+            ignore_eos: true,
+            ..Default::default()
+        })
     };
+    let requests = (0..=args.runs + 1)
+        .map(request)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let config = model.transformer.config().clone();
+    let context = (args.prompt_tokens + args.gen_tokens + 1).max(600 + args.prompt_tokens);
+    let mut scheduler = Scheduler::on_this_thread(
+        MlxBackend::new(model, context, context),
+        SchedulePolicy::with_sequences(1),
+    );
 
     memory::reset_peak();
     let mut runs: Vec<Finished> = Vec::new();
-    for i in 0..=args.runs {
+    for (i, request) in requests.iter().enumerate().take(args.runs + 1) {
         eprint!(
             "\r{} run {}/{} …",
             if i == 0 { "warm-up" } else { "measured" },
             i,
             args.runs
         );
-        let finished = generate(&model, &request, Instant::now(), &|| false, |_| true)?;
+        let finished = scheduler.generate_now(request.clone())?;
         if i > 0 {
             runs.push(finished);
         }
@@ -93,14 +107,20 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         (args.prompt_tokens + args.gen_tokens) as u64,
     );
     let need = planner.need(&Footprint::from(&facts));
-    let mut idle: Vec<f64> = measure_graph_build(&model, &request.prompt, 32)?
-        .iter()
-        .map(|d| d.as_secs_f64() * 1e3)
-        .collect();
-    idle.sort_by(f64::total_cmp);
-    let idle_ms = idle[idle.len() / 2];
+    // Host time per decode step with the device idle, as the batch grows.
+    let mut idle_ms = Vec::new();
+    for rows in [1, 4, 16] {
+        let mut times: Vec<f64> = scheduler
+            .backend_mut()
+            .graph_build_times(&requests[args.runs + 1].prompt, rows, 32)?
+            .iter()
+            .map(|d| d.as_secs_f64() * 1e3)
+            .collect();
+        times.sort_by(f64::total_cmp);
+        idle_ms.push((rows, times[times.len() / 2]));
+    }
     let constrained = if args.constrained {
-        Some(measure_constrained(&model, &request, args.runs)?)
+        Some(measure_constrained(&mut scheduler, &requests, args.runs)?)
     } else {
         None
     };
@@ -115,7 +135,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             "prefill_tok_s": prefill,
             "decode_tok_s": decode,
             "graph_build_ms_per_token": build_ms,
-            "graph_build_idle_ms": idle_ms,
+            "graph_build_idle_ms": idle_ms[0].1,
+            "graph_build_idle_ms_by_batch": idle_ms,
             "peak_memory_mb": peak_mb,
             "constrained_decode_tok_s": constrained.as_ref().map(|c| c.decode_tok_s),
             "mask_ms_per_token": constrained.as_ref().map(|c| c.mask_ms),
@@ -123,7 +144,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         });
         println!("{line}");
     } else {
-        let c = model.transformer.config();
+        let c = &config;
         println!(
             "model            {} ({:?}, {} layers)",
             args.model.display(),
@@ -148,9 +169,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             args.gen_tokens
         );
         println!("graph building   {build_ms:.3} ms per decode step (host, overlapping compute)");
-        println!(
-            "                 {idle_ms:.3} ms per decode step (host, device idle; median of 32)"
-        );
+        for (rows, ms) in &idle_ms {
+            println!(
+                "                 {ms:.3} ms per decode step of {rows} rows (host, device idle; \
+                 median of 32)"
+            );
+        }
         if let Some(c) = &constrained {
             println!(
                 "constrained      {:.1} tok/s ({} tokens of a JSON list under a schema)",
@@ -198,8 +222,8 @@ struct ConstrainedRun {
 /// Runs `runs` generations (after a warm-up) held to a schema of exactly 20 records, so
 /// every run writes about as many tokens, and takes the medians.
 fn measure_constrained(
-    model: &Model,
-    request: &GenerateRequest,
+    scheduler: &mut Scheduler<MlxBackend>,
+    requests: &[GenerateRequest],
     runs: usize,
 ) -> anyhow::Result<ConstrainedRun> {
     let schema = serde_json::json!({
@@ -212,6 +236,7 @@ fn measure_constrained(
             },
         },
     });
+    let model = scheduler.backend_mut().model();
     let eos = *model
         .eos_token_ids
         .first()
@@ -220,21 +245,21 @@ fn measure_constrained(
     let syntax = ReplySyntax::detect(model.chat_template.as_ref(), |token| {
         model.tokenizer.token_id(token).is_some()
     });
+    let constraint = vocabulary.compile(
+        &Grammar::JsonSchema(schema.clone()),
+        syntax.tools,
+        |token| model.tokenizer.token_id(token),
+    )?;
     let mut measured = Vec::new();
-    for i in 0..=runs {
+    for (i, request) in requests.iter().enumerate().take(runs + 1) {
         eprint!("\rconstrained run {i}/{runs} …");
-        let constraint = vocabulary.compile(
-            &Grammar::JsonSchema(schema.clone()),
-            syntax.tools,
-            |token| model.tokenizer.token_id(token),
-        )?;
         let constrained = GenerateRequest {
             max_tokens: 600,
             ignore_eos: false,
-            constraint: Some(constraint),
+            constraint: Some(constraint.clone()),
             ..request.clone()
         };
-        let finished = generate(model, &constrained, Instant::now(), &|| false, |_| true)?;
+        let finished = scheduler.generate_now(constrained)?;
         if i > 0 {
             measured.push(finished);
         }
@@ -283,10 +308,11 @@ fn resident_bytes() -> u64 {
     system.process(pid).map_or(0, sysinfo::Process::memory)
 }
 
-/// A prompt of exactly `n` tokens: ordinary English text, repeated as needed.
-fn bench_prompt(model: &Model, n: usize) -> anyhow::Result<Vec<u32>> {
+/// A prompt of exactly `n` tokens: ordinary English text, repeated as needed, starting
+/// `run` tokens in (so prompts of different runs share no prefix).
+fn bench_prompt(model: &Model, n: usize, run: usize) -> anyhow::Result<Vec<u32>> {
     let text =
         "The quick brown fox jumps over the lazy dog while the river runs past the old mill. ";
     let ids = model.tokenizer.encode(text, false)?;
-    Ok(ids.iter().copied().cycle().take(n).collect())
+    Ok(ids.iter().copied().cycle().skip(run).take(n).collect())
 }

@@ -94,6 +94,11 @@ pub struct ServeArgs {
     /// one. Default: the settings file's, else 3.
     #[arg(long, value_name = "COUNT")]
     max_loaded_models: Option<usize>,
+    /// Most requests each model answers at once, batched together (the rest wait their
+    /// turn); each is planned a full context of KV cache, and a model that cannot fit
+    /// that many serves fewer. Default: the settings file's, else 4.
+    #[arg(long, value_name = "COUNT")]
+    parallel: Option<usize>,
     /// Gigabytes of memory kept for the operating system and other programs (default 4
     /// on macOS, 2 elsewhere); models are planned within the rest.
     #[arg(long, value_name = "GB")]
@@ -138,6 +143,9 @@ fn settings_with_flags(args: &ServeArgs) -> anyhow::Result<std::sync::Arc<LiveSe
         }
         if let Some(count) = args.max_loaded_models {
             s.max_loaded_models = count;
+        }
+        if let Some(count) = args.parallel {
+            s.parallel = count;
         }
         if !args.allow_hosts.is_empty() {
             s.allowed_hosts = args.allow_hosts.clone();
@@ -215,11 +223,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("loading {name}"))?;
             let info = loaded.engine.info();
             eprintln!(
-                "perch: {} ready in {:.1} s ({:.0} MB of weights, context {})",
+                "perch: {} ready in {:.1} s ({:.0} MB of weights, context {}, {} at once)",
                 loaded.name,
                 info.load_time.as_secs_f64(),
                 info.weights_bytes as f64 / 1e6,
-                loaded.context_length()
+                loaded.context_length(),
+                info.serving.sequences
             );
             served.push(loaded.name.clone());
         }

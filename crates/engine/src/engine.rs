@@ -1,6 +1,8 @@
 //! The [`Engine`] trait — what the rest of Perch needs from a loaded model — and
-//! [`MlxEngine`], which keeps an MLX model on one dedicated thread and talks to callers
-//! through channels. A llama.cpp engine for GGUF K-quants can later sit beside it.
+//! [`MlxEngine`], which keeps an MLX model on one dedicated thread, where the
+//! [`crate::scheduler`] shares it between requests, and talks to callers through
+//! channels. A llama.cpp engine for GGUF K-quants can later sit beside it, on the same
+//! scheduler.
 //!
 //! A generation's events travel on a `tokio::sync` channel (no runtime needed), so async
 //! callers await them without a thread per request and blocking callers iterate. Each
@@ -16,12 +18,15 @@ use std::time::{Duration, Instant};
 
 use crate::config::ModelConfig;
 use crate::constrain::{Constraint, Grammar, Vocabulary};
-use crate::embed::{self, EmbedRequest, EmbeddingJob, EmbeddingRecipe, Embeddings};
-use crate::generate::{self, Event, FinishReason, Finished, GenerateRequest, Phase};
+use crate::embed::{EmbedRequest, EmbeddingJob, EmbeddingRecipe};
+use crate::generate::{self, Event, GenerateRequest, Phase};
 use crate::job_queue::{Job, JobQueue, Work};
+use crate::mlx_backend::MlxBackend;
 use crate::model::Model;
 use crate::reply::ReplySyntax;
 use crate::sampling_defaults::SamplingDefaults;
+use crate::scheduler::policy::SchedulePolicy;
+use crate::scheduler::{log_cancelled, Scheduler};
 use crate::text::chat_prompt::{ChatInput, ChatPrompt, ChatText};
 use crate::{EngineError, Result};
 
@@ -48,6 +53,35 @@ pub struct ModelInfo {
     pub sampling_defaults: SamplingDefaults,
     /// How it embeds, or what its card asks for that Perch cannot do.
     pub embedding: std::result::Result<EmbeddingRecipe, String>,
+    /// How it is served: sequences at once and the context of each.
+    pub serving: Serving,
+}
+
+/// How a loaded model is served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Serving {
+    /// Most sequences generating at once.
+    pub sequences: usize,
+    /// Longest sequence (prompt and answer), in tokens.
+    pub context: usize,
+}
+
+impl Serving {
+    /// `sequences` at once, each of up to `context` tokens (or the model's own maximum,
+    /// if shorter).
+    pub fn new(sequences: usize, context: usize) -> Serving {
+        Serving {
+            sequences: sequences.max(1),
+            context: context.max(2),
+        }
+    }
+}
+
+impl Default for Serving {
+    /// The scheduler's default number of sequences, each with the model's whole context.
+    fn default() -> Self {
+        Serving::new(SchedulePolicy::default().max_sequences, usize::MAX)
+    }
 }
 
 /// A loaded model that can tokenize, render chats and generate.
@@ -74,7 +108,8 @@ pub trait Engine: Send + Sync {
     /// input is empty or holds ids beyond the vocabulary, or `dimensions` is out of range).
     /// Dropping the job cancels it.
     fn embed(&self, request: EmbedRequest) -> Result<EmbeddingJob>;
-    /// Bytes of key/value cache the running generation holds now (0 when idle).
+    /// Bytes of key/value cache held now: the running generations' and the prefix
+    /// cache's.
     fn kv_bytes_in_use(&self) -> usize;
 }
 
@@ -148,26 +183,34 @@ struct TextSide {
     vocabulary: OnceLock<std::result::Result<Vocabulary, String>>,
 }
 
-/// An MLX model on its own thread. Requests queue and run one after another.
+/// An MLX model on its own thread, where a scheduler runs its requests together.
 pub struct MlxEngine {
     info: ModelInfo,
     text: Arc<TextSide>,
     /// Closed when the engine is dropped, which cancels whatever the worker is running or
     /// has queued, so dropping never waits for a long prompt.
     jobs: Arc<JobQueue>,
-    /// Tokens in the running generation's cache (prompt and generated so far).
-    cached_tokens: Arc<AtomicUsize>,
+    /// Bytes of key/value state the worker holds.
+    kv_bytes: Arc<AtomicUsize>,
     worker: Option<JoinHandle<()>>,
 }
 
 impl MlxEngine {
-    /// Loads the model at `path` on a new worker thread and waits until it is ready.
+    /// Loads the model at `path` on a new worker thread with the default [`Serving`] and
+    /// waits until it is ready.
     pub fn load(path: &Path) -> Result<MlxEngine> {
+        MlxEngine::load_serving(path, Serving::default())
+    }
+
+    /// Loads the model at `path` to serve as `serving` says: the scheduler runs up to
+    /// `serving.sequences` generations at once, with a key/value pool of that many
+    /// contexts (shared with the prefix cache).
+    pub fn load_serving(path: &Path, serving: Serving) -> Result<MlxEngine> {
         let (ready_tx, ready_rx) = mpsc::channel();
         let jobs = Arc::new(JobQueue::default());
         let queue = jobs.clone();
-        let cached_tokens = Arc::new(AtomicUsize::new(0));
-        let cached = cached_tokens.clone();
+        let kv_bytes = Arc::new(AtomicUsize::new(0));
+        let held = kv_bytes.clone();
         let owned = path.to_owned();
         let worker = std::thread::Builder::new()
             .name(format!(
@@ -184,6 +227,11 @@ impl MlxEngine {
                 };
                 let sampling_defaults = SamplingDefaults::of(&owned);
                 let embedding = EmbeddingRecipe::of(&owned);
+                let config = model.transformer.config();
+                let serving = Serving::new(
+                    serving.sequences,
+                    serving.context.min(config.max_position_embeddings as usize),
+                );
                 let info = ModelInfo {
                     path: owned,
                     config: model.transformer.config().clone(),
@@ -197,6 +245,7 @@ impl MlxEngine {
                     reply_syntax: ReplySyntax::detect(model.chat_template.as_ref(), |token| {
                         model.tokenizer.token_id(token).is_some()
                     }),
+                    serving,
                 };
                 // The tokenizer and template are cloned for callers; the worker keeps
                 // its own so neither side locks.
@@ -208,9 +257,10 @@ impl MlxEngine {
                 if ready_tx.send(Ok((info, text))).is_err() {
                     return;
                 }
-                while let Some(job) = queue.pop() {
-                    run_job(&model, job, &queue, &cached);
-                }
+                let backend =
+                    MlxBackend::new(model, serving.context, serving.context * serving.sequences);
+                let policy = SchedulePolicy::with_sequences(serving.sequences);
+                Scheduler::new(backend, policy, queue, held).run();
             })
             .map_err(|e| EngineError::io(path, e))?;
         let (info, text) = ready_rx.recv().map_err(|_| EngineError::Unloaded)??;
@@ -218,77 +268,9 @@ impl MlxEngine {
             info,
             text: Arc::new(text),
             jobs,
-            cached_tokens,
+            kv_bytes,
             worker: Some(worker),
         })
-    }
-}
-
-fn run_job(model: &Model, job: Job, queue: &JobQueue, cached_tokens: &AtomicUsize) {
-    let _span = job.span.enter();
-    let cancelled = || job.cancel.load(Ordering::Relaxed) || queue.is_closed();
-    match job.work {
-        Work::Generate { request, events } => {
-            cached_tokens.store(request.prompt.len(), Ordering::Relaxed);
-            let result = generate::generate(model, &request, job.arrived, &cancelled, |event| {
-                if let Event::Chunk { tokens, .. } = &event {
-                    cached_tokens.fetch_add(tokens.len(), Ordering::Relaxed);
-                }
-                events.send(Ok(event)).is_ok()
-            });
-            cached_tokens.store(0, Ordering::Relaxed);
-            match result {
-                Ok(finished) => log_cancelled(&finished),
-                Err(e) => {
-                    let _ = events.send(Err(e));
-                }
-            }
-        }
-        Work::Embed {
-            request,
-            recipe,
-            reply,
-        } => {
-            let started = Instant::now();
-            let prompt_tokens = request.inputs.iter().map(Vec::len).sum();
-            cached_tokens.store(prompt_tokens, Ordering::Relaxed);
-            let result = embed::run(model, &recipe, &request, &cancelled);
-            cached_tokens.store(0, Ordering::Relaxed);
-            let answer = match result {
-                Ok(Some(vectors)) => Ok(Embeddings {
-                    vectors,
-                    prompt_tokens,
-                    queued: started - job.arrived,
-                    compute_time: started.elapsed(),
-                }),
-                Ok(None) => {
-                    tracing::info!(prompt_tokens, "embedding request cancelled");
-                    return;
-                }
-                Err(e) => Err(e),
-            };
-            let _ = reply.send(answer);
-        }
-    }
-}
-
-/// One log line for a generation that was cancelled (where it was and what it had done),
-/// and a count by phase in the metrics.
-fn log_cancelled(finished: &Finished) {
-    if let FinishReason::Cancelled(phase) = finished.reason {
-        metrics::counter!("perch_requests_cancelled_total", "phase" => phase.to_string())
-            .increment(1);
-        tracing::info!(
-            %phase,
-            prompt_tokens = finished.prompt_tokens,
-            prefilled_tokens = finished.prefilled_tokens,
-            completion_tokens = finished.completion_tokens,
-            queue_ms = (finished.queued.as_secs_f64() * 1e3).round(),
-            elapsed_ms = ((finished.time_to_first_token + finished.decode_time).as_secs_f64()
-                * 1e3)
-                .round(),
-            "request cancelled (its client went away or the server is stopping)"
-        );
     }
 }
 
@@ -338,7 +320,7 @@ impl Engine for MlxEngine {
     }
 
     fn kv_bytes_in_use(&self) -> usize {
-        self.cached_tokens.load(Ordering::Relaxed) * self.info.kv_bytes_per_token
+        self.kv_bytes.load(Ordering::Relaxed)
     }
 
     fn embed(&self, request: EmbedRequest) -> Result<EmbeddingJob> {
@@ -428,8 +410,8 @@ impl MlxEngine {
 
 impl Drop for MlxEngine {
     fn drop(&mut self) {
-        // Closing the queue cancels the current and queued jobs: the worker's loop ends
-        // within one prefill chunk or decode step.
+        // Closing the queue cancels the running and queued jobs: the scheduler's loop
+        // ends within one prefill chunk or decode step.
         self.jobs.close();
         if let Some(worker) = self.worker.take() {
             let _ = worker.join();

@@ -33,6 +33,9 @@ pub enum EngineError {
     /// request's).
     #[error("the output constraint failed: {0}")]
     Constraint(String),
+    /// A batched step failed; every request in it ends with this.
+    #[error("the model failed while generating: {0}")]
+    StepFailed(String),
     /// The model's worker thread is gone.
     #[error("the model was unloaded")]
     Unloaded,

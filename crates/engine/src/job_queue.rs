@@ -92,6 +92,11 @@ impl JobQueue {
         }
     }
 
+    /// Every waiting job, in order, without waiting for one.
+    pub fn take_all(&self) -> Vec<Job> {
+        self.lock().jobs.drain(..).collect()
+    }
+
     /// Takes job `id` out if it is still waiting.
     pub fn remove(&self, id: u64) -> Option<Job> {
         let mut waiting = self.lock();

@@ -1,18 +1,24 @@
 //! How many prompt tokens the next prefill step takes. Chunks are sized by time, not by a
 //! fixed token count: a client that goes away is noticed between chunks, and 512 tokens
 //! are half a second on Metal but close to a minute on a small CPU. The pacer measures
-//! the rate of each chunk and sizes the next to take about [`PrefillPacer::TARGET`].
+//! the rate of each chunk and sizes the next to take about the time it is given:
+//! [`PrefillPacer::TARGET`] when nothing else runs, less while other streams wait on it
+//! (the scheduler's policy says how much).
 
 use std::time::Duration;
 
 /// Sizes prefill chunks from the measured rate of the previous ones.
 #[derive(Clone, Debug)]
 pub struct PrefillPacer {
-    next: usize,
+    /// Tokens per second of the last chunk, once one was timed.
+    rate: Option<f64>,
+    /// Tokens in the last chunk.
+    last: usize,
 }
 
 impl PrefillPacer {
-    /// Time one chunk should take: the longest a cancelled prefill keeps computing.
+    /// Time one chunk should take when nothing else waits on it: the longest a cancelled
+    /// prefill keeps computing.
     pub const TARGET: Duration = Duration::from_millis(250);
     /// Tokens in the first chunk, before any rate is known: small enough to stay near
     /// the target on a slow CPU.
@@ -23,14 +29,33 @@ impl PrefillPacer {
     /// device, whose fixed per-step cost it is dominated by.
     pub const GROWTH: usize = 4;
 
-    /// The size of the next chunk.
+    /// The size of the next chunk, to take about [`Self::TARGET`].
     ///
     /// ```
     /// use perch_engine::prefill_pacer::PrefillPacer;
     /// assert_eq!(PrefillPacer::default().next_chunk(), PrefillPacer::FIRST);
     /// ```
     pub fn next_chunk(&self) -> usize {
-        self.next
+        self.chunk_for(Self::TARGET)
+    }
+
+    /// The size of the next chunk, to take about `target`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use perch_engine::prefill_pacer::PrefillPacer;
+    /// let mut pacer = PrefillPacer::default();
+    /// pacer.record(100, Duration::from_millis(100)); // 1000 tok/s
+    /// assert_eq!(pacer.chunk_for(Duration::from_millis(20)), 20);
+    /// ```
+    pub fn chunk_for(&self, target: Duration) -> usize {
+        match self.rate {
+            None => Self::FIRST,
+            Some(rate) => {
+                let fitting = (rate * target.as_secs_f64()) as usize;
+                fitting.clamp(1, (self.last * Self::GROWTH).min(Self::MAX))
+            }
+        }
     }
 
     /// Records that `tokens` took `elapsed`, and sizes the next chunk from that rate.
@@ -43,15 +68,17 @@ impl PrefillPacer {
     /// assert_eq!(pacer.next_chunk(), 2);
     /// ```
     pub fn record(&mut self, tokens: usize, elapsed: Duration) {
-        let rate = tokens as f64 / elapsed.as_secs_f64().max(1e-6);
-        let fitting = (rate * Self::TARGET.as_secs_f64()) as usize;
-        self.next = fitting.clamp(1, (tokens * Self::GROWTH).min(Self::MAX));
+        self.rate = Some(tokens as f64 / elapsed.as_secs_f64().max(1e-6));
+        self.last = tokens.max(1);
     }
 }
 
 impl Default for PrefillPacer {
     fn default() -> Self {
-        PrefillPacer { next: Self::FIRST }
+        PrefillPacer {
+            rate: None,
+            last: Self::FIRST,
+        }
     }
 }
 

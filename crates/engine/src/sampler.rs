@@ -1,8 +1,11 @@
-//! Turning logits into the next token, on the device: logit bias, a constraint's mask,
-//! repetition / presence / frequency penalties, then top-k, top-p and min-p filtering, then greedy choice
-//! (temperature 0) or a draw at the given temperature from a seeded key. Log-probabilities
-//! of the chosen token and its top alternatives come from the model's unmodified
-//! distribution.
+//! Turning logits into next tokens, on the device, for every row of a batch in one step:
+//! logit bias, a constraint's mask, repetition / presence / frequency penalties, then
+//! top-k, top-p and min-p filtering, then greedy choice (temperature 0) or a draw at the
+//! row's temperature from the row's own seeded key. Each row has its own parameters and
+//! state (a [`Sampler`]); a feature no row uses adds nothing to the graph, and a row that
+//! does not use a feature others use passes through it unchanged, so every row samples
+//! exactly what it would sample alone. Log-probabilities of the chosen token and its top
+//! alternatives come from the model's unmodified distribution.
 
 use perch_mlx::{random, Array, Dtype};
 
@@ -81,6 +84,18 @@ impl SamplingParams {
         }
         Ok(())
     }
+
+    fn top_k_filters(&self, vocab: i32) -> bool {
+        self.temperature > 0.0 && self.top_k > 0 && (self.top_k as i32) < vocab
+    }
+
+    fn top_p_filters(&self) -> bool {
+        self.temperature > 0.0 && self.top_p < 1.0
+    }
+
+    fn min_p_filters(&self) -> bool {
+        self.temperature > 0.0 && self.min_p > 0.0
+    }
 }
 
 /// A sampled step: the chosen tokens and, if asked, log-probabilities (all lazy arrays).
@@ -89,23 +104,24 @@ pub struct Sampled {
     pub tokens: Array,
     /// `[batch]` log-probability of each chosen token.
     pub logprobs: Option<Array>,
-    /// `[batch, n]` ids and log-probabilities of the `n` most likely tokens, unsorted.
+    /// `[batch, n]` ids and log-probabilities of the `n` most likely tokens, unsorted
+    /// (`n` is the most any row asked for).
     pub top: Option<(Array, Array)>,
 }
 
-/// Per-sequence sampling state (random key, penalty counts).
+/// One sequence's sampling: its parameters, random key and penalty state.
 pub struct Sampler {
     params: SamplingParams,
-    vocab: i32,
     key: Option<Array>,
+    /// `[1, vocab]` logit bias.
     bias: Option<Array>,
-    /// Tokens present in the prompt or generated so far, for the repetition penalty.
+    /// `[1, vocab]`: tokens present in the prompt or generated so far, for the repetition
+    /// penalty.
     seen: Option<Array>,
-    /// Occurrences of each token in the generated text, for presence/frequency penalties.
+    /// `[1, vocab]`: occurrences of each token in the generated text, for presence and
+    /// frequency penalties.
     counts: Option<Array>,
     vocab_ids: Option<Array>,
-    /// Added to the logits at the next step only (a constraint's mask).
-    mask: Option<Array>,
 }
 
 impl Sampler {
@@ -149,19 +165,22 @@ impl Sampler {
         };
         Ok(Sampler {
             params,
-            vocab: n,
             key,
             bias,
             seen,
             counts,
             vocab_ids,
-            mask: None,
         })
     }
 
-    /// Restricts the next step to the tokens where `mask` (`[1, vocab]`, 0 or −∞) is 0.
-    pub fn mask_next(&mut self, mask: Array) {
-        self.mask = Some(mask);
+    /// Its parameters.
+    pub fn params(&self) -> &SamplingParams {
+        &self.params
+    }
+
+    /// Whether it keeps penalty state, which [`Self::observe`] updates.
+    pub fn has_penalties(&self) -> bool {
+        self.vocab_ids.is_some()
     }
 
     /// Records the token just generated (`[1]`, lazy) for the penalties.
@@ -179,99 +198,6 @@ impl Sampler {
         Ok(())
     }
 
-    /// Picks the next token from `logits` (`[batch, vocab]`).
-    pub fn sample(&mut self, logits: &Array) -> Result<Sampled> {
-        let logits = logits.astype(Dtype::Float32)?;
-        let (logprobs, top) = match self.params.logprobs {
-            None => (None, None),
-            Some(n) => {
-                let lp = logits.subtract(&logits.logsumexp(&[-1], true)?)?;
-                let top = if n > 0 {
-                    Some(top_n(&lp, n.min(self.vocab as usize) as i32)?)
-                } else {
-                    None
-                };
-                (Some(lp), top)
-            }
-        };
-        let processed = self.process(logits)?;
-        let tokens = if self.params.temperature == 0.0 {
-            processed.argmax(-1, false)?
-        } else {
-            let lp = processed.subtract(&processed.logsumexp(&[-1], true)?)?;
-            let filtered = self.filter(lp)?;
-            let scaled = filtered.multiply(&Array::scalar(1.0 / self.params.temperature))?;
-            random::categorical(&scaled, -1, &self.next_key()?)?.astype(Dtype::Uint32)?
-        };
-        let chosen = match &logprobs {
-            Some(lp) => Some(
-                lp.take_along_axis(&tokens.reshape(&[-1, 1])?, -1)?
-                    .reshape(&[-1])?,
-            ),
-            None => None,
-        };
-        Ok(Sampled {
-            tokens,
-            logprobs: chosen,
-            top,
-        })
-    }
-
-    /// Bias, penalties and the mask.
-    fn process(&mut self, mut logits: Array) -> Result<Array> {
-        let p = &self.params;
-        if let Some(bias) = &self.bias {
-            logits = logits.add(bias)?;
-        }
-        if let Some(mask) = self.mask.take() {
-            logits = logits.add(&mask)?;
-        }
-        if let Some(seen) = &self.seen {
-            let penalty = Array::scalar(p.repetition_penalty);
-            let penalised = Array::where_(
-                &logits.lt(&Array::scalar(0f32))?,
-                &logits.multiply(&penalty)?,
-                &logits.divide(&penalty)?,
-            )?;
-            logits = Array::where_(seen, &penalised, &logits)?;
-        }
-        if let Some(counts) = &self.counts {
-            let present = counts.gt(&Array::scalar(0f32))?.astype(Dtype::Float32)?;
-            let penalty = present
-                .multiply(&Array::scalar(p.presence_penalty))?
-                .add(&counts.multiply(&Array::scalar(p.frequency_penalty))?)?;
-            logits = logits.subtract(&penalty)?;
-        }
-        Ok(logits)
-    }
-
-    /// top-k, top-p and min-p on log-probabilities: filtered-out tokens get −∞.
-    fn filter(&self, mut lp: Array) -> Result<Array> {
-        let p = &self.params;
-        let neg_inf = Array::scalar(f32::NEG_INFINITY);
-        if p.top_k > 0 && (p.top_k as i32) < self.vocab {
-            let kth = lp.topk(p.top_k as i32, -1)?.min(&[-1], true)?;
-            lp = Array::where_(&lp.lt(&kth)?, &neg_inf, &lp)?;
-        }
-        if p.top_p < 1.0 {
-            let order = lp.negative()?.argsort(-1)?;
-            let sorted = lp.take_along_axis(&order, -1)?;
-            let before = sorted.exp()?.cumsum(-1, false, false)?;
-            let kept = Array::where_(
-                &before.lt(&Array::scalar(p.top_p))?,
-                &sorted,
-                &Array::scalar(f32::INFINITY),
-            )?;
-            let threshold = kept.min(&[-1], true)?;
-            lp = Array::where_(&lp.lt(&threshold)?, &neg_inf, &lp)?;
-        }
-        if p.min_p > 0.0 {
-            let threshold = lp.max(&[-1], true)?.add(&Array::scalar(p.min_p.ln()))?;
-            lp = Array::where_(&lp.lt(&threshold)?, &neg_inf, &lp)?;
-        }
-        Ok(lp)
-    }
-
     fn next_key(&mut self) -> Result<Array> {
         let key = self
             .key
@@ -281,6 +207,192 @@ impl Sampler {
         self.key = Some(next);
         Ok(sub)
     }
+}
+
+/// Picks one token for each row of `logits` (`[rows, vocab]`) with that row's sampler;
+/// `masks` (`rows × vocab`, 0 or −∞, row-major) restricts the rows a constraint holds.
+/// Observes nothing: the caller feeds each chosen token back with [`Sampler::observe`].
+pub fn sample(rows: &mut [&mut Sampler], logits: &Array, masks: Option<&[f32]>) -> Result<Sampled> {
+    let logits = logits.astype(Dtype::Float32)?;
+    let vocab = logits.shape()[1];
+    let count = rows.len() as i32;
+    let column = |values: Vec<f32>| Array::from_slice(&values, &[count, 1]);
+    let per_row = |f: &dyn Fn(&SamplingParams) -> f32| -> Result<Array> {
+        Ok(column(rows.iter().map(|r| f(&r.params)).collect())?)
+    };
+    let (logprobs, top) = match rows.iter().filter_map(|r| r.params.logprobs).max() {
+        None => (None, None),
+        Some(n) => {
+            let lp = logits.subtract(&logits.logsumexp(&[-1], true)?)?;
+            let top = if n > 0 {
+                Some(top_n(&lp, n.min(vocab as usize) as i32)?)
+            } else {
+                None
+            };
+            (Some(lp), top)
+        }
+    };
+
+    let mut processed = logits;
+    if rows.iter().any(|r| r.bias.is_some()) {
+        processed = processed.add(&stack_rows(rows, vocab, |r| r.bias.as_ref())?)?;
+    }
+    if let Some(masks) = masks {
+        processed = processed.add(&Array::from_slice(masks, &[count, vocab])?)?;
+    }
+    if rows.iter().any(|r| r.seen.is_some()) {
+        let seen = stack_rows(rows, vocab, |r| r.seen.as_ref())?;
+        let penalty = per_row(&|p| p.repetition_penalty)?;
+        let penalised = Array::where_(
+            &processed.lt(&Array::scalar(0f32))?,
+            &processed.multiply(&penalty)?,
+            &processed.divide(&penalty)?,
+        )?;
+        processed = Array::where_(&seen, &penalised, &processed)?;
+    }
+    if rows.iter().any(|r| r.counts.is_some()) {
+        let counts = stack_rows(rows, vocab, |r| r.counts.as_ref())?;
+        let present = counts.gt(&Array::scalar(0f32))?.astype(Dtype::Float32)?;
+        let penalty = present
+            .multiply(&per_row(&|p| p.presence_penalty)?)?
+            .add(&counts.multiply(&per_row(&|p| p.frequency_penalty)?)?)?;
+        processed = processed.subtract(&penalty)?;
+    }
+
+    let greedy = processed.argmax(-1, false)?;
+    let tokens = if rows.iter().all(|r| r.params.temperature == 0.0) {
+        greedy
+    } else {
+        let drawn = draw(rows, &processed, vocab)?;
+        let is_greedy: Vec<bool> = rows.iter().map(|r| r.params.temperature == 0.0).collect();
+        Array::where_(&Array::from_slice(&is_greedy, &[count])?, &greedy, &drawn)?
+    }
+    .astype(Dtype::Uint32)?;
+    let chosen = match &logprobs {
+        Some(lp) => Some(
+            lp.take_along_axis(&tokens.reshape(&[-1, 1])?, -1)?
+                .reshape(&[-1])?,
+        ),
+        None => None,
+    };
+    Ok(Sampled {
+        tokens,
+        logprobs: chosen,
+        top,
+    })
+}
+
+/// A draw for every row from its filtered distribution at its temperature (greedy rows
+/// draw at temperature 1 from noise-free logits; their draw is not used): the Gumbel-max
+/// trick, each row's noise drawn with its own key, so a row draws the same in any batch.
+fn draw(rows: &mut [&mut Sampler], processed: &Array, vocab: i32) -> Result<Array> {
+    let count = rows.len() as i32;
+    let lp = processed.subtract(&processed.logsumexp(&[-1], true)?)?;
+    let filtered = filter(rows, lp, vocab)?;
+    let inverse: Vec<f32> = rows
+        .iter()
+        .map(|r| match r.params.temperature {
+            t if t > 0.0 => 1.0 / t,
+            _ => 1.0,
+        })
+        .collect();
+    let scaled = filtered.multiply(&Array::from_slice(&inverse, &[count, 1])?)?;
+    let mut noise = Vec::with_capacity(rows.len());
+    for row in rows.iter_mut() {
+        noise.push(if row.params.temperature > 0.0 {
+            random::gumbel(&[1, vocab], Dtype::Float32, &row.next_key()?)?
+        } else {
+            Array::zeros(&[1, vocab], Dtype::Float32)?
+        });
+    }
+    let noise = Array::concatenate(&noise.iter().collect::<Vec<_>>(), 0)?;
+    Ok(noise.add(&scaled)?.argmax(-1, false)?)
+}
+
+/// top-k, top-p and min-p on log-probabilities, each for the rows that ask for it:
+/// filtered-out tokens get −∞.
+fn filter(rows: &[&mut Sampler], mut lp: Array, vocab: i32) -> Result<Array> {
+    let count = rows.len() as i32;
+    let neg_inf = Array::scalar(f32::NEG_INFINITY);
+    let which = |f: &dyn Fn(&SamplingParams) -> bool| -> Vec<bool> {
+        rows.iter().map(|r| f(&r.params)).collect()
+    };
+    // Only the rows in `on` take `filtered`.
+    let for_rows = |on: &[bool], filtered: Array, lp: Array| -> Result<Array> {
+        if on.iter().all(|&b| b) {
+            return Ok(filtered);
+        }
+        Ok(Array::where_(
+            &Array::from_slice(on, &[count, 1])?,
+            &filtered,
+            &lp,
+        )?)
+    };
+    let top_k = which(&|p| p.top_k_filters(vocab));
+    if top_k.contains(&true) {
+        let descending = lp.negative()?.argsort(-1)?;
+        let sorted = lp.take_along_axis(&descending, -1)?;
+        let kth: Vec<u32> = rows
+            .iter()
+            .map(|r| r.params.top_k.clamp(1, vocab as usize) as u32 - 1)
+            .collect();
+        let kth = sorted.take_along_axis(&Array::from_slice(&kth, &[count, 1])?, -1)?;
+        let filtered = Array::where_(&lp.lt(&kth)?, &neg_inf, &lp)?;
+        lp = for_rows(&top_k, filtered, lp)?;
+    }
+    let top_p = which(&|p| p.top_p_filters());
+    if top_p.contains(&true) {
+        let p: Vec<f32> = rows.iter().map(|r| r.params.top_p).collect();
+        let order = lp.negative()?.argsort(-1)?;
+        let sorted = lp.take_along_axis(&order, -1)?;
+        let before = sorted.exp()?.cumsum(-1, false, false)?;
+        let kept = Array::where_(
+            &before.lt(&Array::from_slice(&p, &[count, 1])?)?,
+            &sorted,
+            &Array::scalar(f32::INFINITY),
+        )?;
+        let threshold = kept.min(&[-1], true)?;
+        let filtered = Array::where_(&lp.lt(&threshold)?, &neg_inf, &lp)?;
+        lp = for_rows(&top_p, filtered, lp)?;
+    }
+    let min_p = which(&|p| p.min_p_filters());
+    if min_p.contains(&true) {
+        let ln: Vec<f32> = rows
+            .iter()
+            .map(|r| {
+                if r.params.min_p > 0.0 {
+                    r.params.min_p.ln()
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let threshold = lp
+            .max(&[-1], true)?
+            .add(&Array::from_slice(&ln, &[count, 1])?)?;
+        let filtered = Array::where_(&lp.lt(&threshold)?, &neg_inf, &lp)?;
+        lp = for_rows(&min_p, filtered, lp)?;
+    }
+    Ok(lp)
+}
+
+/// `[rows, vocab]`: each row's `[1, vocab]` array from `part`, zeros (or false) where a
+/// row has none.
+fn stack_rows(
+    rows: &[&mut Sampler],
+    vocab: i32,
+    part: impl Fn(&Sampler) -> Option<&Array>,
+) -> Result<Array> {
+    let some = rows
+        .iter()
+        .find_map(|r| part(r))
+        .expect("called only when a row has one");
+    let filler = Array::zeros(&[1, vocab], some.dtype())?;
+    let parts: Vec<&Array> = rows.iter().map(|r| part(r).unwrap_or(&filler)).collect();
+    if parts.len() == 1 {
+        return Ok(parts[0].clone());
+    }
+    Ok(Array::concatenate(&parts, 0)?)
 }
 
 /// The `n` most likely tokens of each row: (`[batch, n]` ids, their log-probabilities).

@@ -93,7 +93,8 @@ impl Node {
             system_budget(settings.os_reserve),
             settings.buffer_cache,
             now.context_length,
-        );
+        )
+        .with_sequences(now.parallel as u64);
         let manager_settings = ManagerSettings {
             keep_alive: now.keep_alive(),
             max_loaded: now.max_loaded_models,
@@ -142,7 +143,7 @@ fn follow(live: &LiveSettings, manager: ModelManager) {
     tokio::spawn(async move {
         while changes.changed().await.is_ok() {
             let now = changes.borrow_and_update().clone();
-            manager.reconfigure(now.keep_alive(), now.max_loaded_models, now.context_length);
+            manager.reconfigure(&now);
         }
     });
 }

@@ -1,7 +1,12 @@
-//! The memory planner: what a model needs (weights, KV cache for the planned context,
-//! prefill workspace, MLX's buffer cache), what this machine can give (physical memory
-//! minus an OS reserve, capped by Metal's recommended working set), and the verdict —
-//! fits, tight, or won't fit and short by how much, with what would make it fit.
+//! The memory planner: what a model needs (weights, KV cache for the planned context and
+//! number of sequences served at once, prefill workspace, MLX's buffer cache), what this
+//! machine can give (physical memory minus an OS reserve, capped by Metal's recommended
+//! working set), and the verdict — fits, tight, or won't fit and short by how much, with
+//! what would make it fit.
+//!
+//! A model is planned for as many sequences at once as the settings ask (`parallel`), or
+//! fewer when that many would not fit in the whole budget, but never fewer than one: the
+//! KV term is a pool its running sequences and its prefix cache share.
 //!
 //! The workspace term follows what a forward pass keeps alive: one prefill chunk of
 //! activations, its attention scores against the whole context, and a row of logits. The
@@ -46,11 +51,13 @@ impl From<&perch_engine::inspect::ModelFacts> for Footprint {
 /// What loading a model with a given context needs, term by term.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Need {
-    /// The context planned for, in tokens.
+    /// The context planned for, in tokens, per sequence.
     pub context: u64,
+    /// Sequences served at once.
+    pub sequences: u64,
     /// Weights.
     pub weights: u64,
-    /// Key/value cache for a full context.
+    /// Key/value cache for a full context per sequence.
     pub kv: u64,
     /// Prefill workspace: a chunk of activations, its attention scores, logits.
     pub workspace: u64,
@@ -59,6 +66,14 @@ pub struct Need {
 }
 
 impl Need {
+    /// What the KV term covers, for people: "8192 tokens", or "4 sequences of 8192 tokens".
+    pub fn kv_extent(&self) -> String {
+        match self.sequences {
+            1 => format!("{} tokens", self.context),
+            n => format!("{n} sequences of {} tokens", self.context),
+        }
+    }
+
     /// All of it.
     pub fn total(&self) -> u64 {
         self.resident() + self.buffer_cache
@@ -140,12 +155,12 @@ impl Verdict {
                 gb(self.available)
             ),
             Fit::WontFit => format!(
-                "{name} does not fit in memory: it needs {} ({} weights, {} KV cache for {} \
-                 tokens, {} workspace and buffer cache) and {} is free, short by {}",
+                "{name} does not fit in memory: it needs {} ({} weights, {} KV cache for {}, \
+                 {} workspace and buffer cache) and {} is free, short by {}",
                 gb(self.need.total()),
                 gb(self.need.weights),
                 gb(self.need.kv),
-                self.need.context,
+                self.need.kv_extent(),
                 gb(self.need.workspace + self.need.buffer_cache),
                 gb(self.available),
                 gb(self.shortfall)
@@ -169,17 +184,31 @@ pub struct MemoryPlanner {
     budget: Budget,
     buffer_cache: u64,
     context: u64,
+    sequences: u64,
 }
 
 impl MemoryPlanner {
     /// A planner for `budget`, counting `buffer_cache` bytes per model for MLX's cache and
-    /// planning each model for `context` tokens (or its own maximum, if shorter).
+    /// planning each model for one sequence of `context` tokens (or its own maximum, if
+    /// shorter).
     pub fn new(budget: Budget, buffer_cache: u64, context: u64) -> Self {
         MemoryPlanner {
             budget,
             buffer_cache,
             context,
+            sequences: 1,
         }
+    }
+
+    /// The same planner, planning each model for up to `sequences` at once.
+    pub fn with_sequences(mut self, sequences: u64) -> Self {
+        self.set_sequences(sequences);
+        self
+    }
+
+    /// Plans models loaded from now on for up to `sequences` at once.
+    pub fn set_sequences(&mut self, sequences: u64) {
+        self.sequences = sequences.max(1);
     }
 
     /// The budget.
@@ -197,18 +226,41 @@ impl MemoryPlanner {
         self.context.min(footprint.context_length).max(1)
     }
 
-    /// What `footprint` needs at its planned context.
+    /// What `footprint` needs at its planned context, for as many sequences as are
+    /// asked for and fit in the whole budget (at least one).
+    ///
+    /// ```
+    /// use perch_runtime::planner::{Budget, Footprint, MemoryPlanner};
+    /// let gb = 1_000_000_000;
+    /// let model = Footprint {
+    ///     weights_bytes: 4 * gb, kv_bytes_per_token: 100_000, activation_bytes_per_token: 0,
+    ///     attention_heads: 32, vocab_size: 32_000, context_length: 10_000,
+    /// };
+    /// let budget = |total| Budget { total, os_reserve: 0, working_set: None };
+    /// let planner = |total| MemoryPlanner::new(budget(total), 0, 10_000).with_sequences(4);
+    /// // Each sequence's 10,000 tokens take 1 GB of KV cache.
+    /// assert_eq!(planner(16 * gb).need(&model).sequences, 4);
+    /// assert_eq!(planner(7 * gb).need(&model).sequences, 2);
+    /// assert_eq!(planner(2 * gb).need(&model).sequences, 1);
+    /// ```
     pub fn need(&self, footprint: &Footprint) -> Need {
-        self.need_at(footprint, self.context_for(footprint))
+        let context = self.context_for(footprint);
+        let usable = self.budget.usable();
+        (1..=self.sequences)
+            .rev()
+            .map(|sequences| self.need_at(footprint, context, sequences))
+            .find(|need| need.total() <= usable)
+            .unwrap_or_else(|| self.need_at(footprint, context, 1))
     }
 
-    fn need_at(&self, f: &Footprint, context: u64) -> Need {
+    fn need_at(&self, f: &Footprint, context: u64, sequences: u64) -> Need {
         let element = perch_engine::inspect::compute_element_bytes();
         let chunk = PREFILL_CHUNK.min(context);
         Need {
             context,
+            sequences,
             weights: f.weights_bytes,
-            kv: f.kv_bytes_per_token * context,
+            kv: f.kv_bytes_per_token * context * sequences,
             workspace: chunk * f.activation_bytes_per_token
                 + f.attention_heads * chunk * context * element
                 + 2 * f.vocab_size * 4,
@@ -216,12 +268,19 @@ impl MemoryPlanner {
         }
     }
 
-    /// The verdict for `footprint` beside the `resident` models.
+    /// The verdict for `footprint` beside the `resident` models: it fits with as many
+    /// sequences as [`Self::need`] plans, or with fewer when only fewer fit beside them
+    /// (the verdict's need says how many); else it is short of room even for one.
     pub fn verdict(&self, footprint: &Footprint, resident: &[Resident]) -> Verdict {
-        let need = self.need(footprint);
         let usable = self.budget.usable();
         let used: u64 = resident.iter().map(|r| r.bytes).sum();
         let available = usable.saturating_sub(used);
+        let full = self.need(footprint);
+        let need = (1..=full.sequences)
+            .rev()
+            .map(|sequences| self.need_at(footprint, full.context, sequences))
+            .find(|need| need.total() <= available)
+            .unwrap_or_else(|| self.need_at(footprint, full.context, 1));
         let total = need.total();
         if total <= available {
             let spare = available - total;
@@ -258,7 +317,7 @@ impl MemoryPlanner {
         }
         if let Some(context) = self.longest_context_within(footprint, available) {
             advice.push(format!("a context of {context} tokens would fit"));
-        } else if self.need_at(footprint, 512.min(need.context)).total() > usable {
+        } else if self.need_at(footprint, 512.min(need.context), 1).total() > usable {
             advice.push(format!(
                 "this machine gives models {} in all (physical memory less the OS reserve); \
                  a smaller or more quantized model would fit",
@@ -278,7 +337,7 @@ impl MemoryPlanner {
     /// which the model fits in `available`, if any.
     fn longest_context_within(&self, f: &Footprint, available: u64) -> Option<u64> {
         let planned = self.context_for(f);
-        let fits = |c: u64| self.need_at(f, c).total() <= available;
+        let fits = |c: u64| self.need_at(f, c, 1).total() <= available;
         if planned <= 512 || !fits(512) {
             return None;
         }

@@ -4,7 +4,8 @@
 //! What is counted, and where:
 //! - `perch_http_requests_total{endpoint, status}`: every answer (the middleware here),
 //!   with status 499 for a client that left first;
-//! - `perch_prompt_tokens_total`, `perch_completion_tokens_total`,
+//! - `perch_prompt_tokens_total`, `perch_cached_prompt_tokens_total` (read from the
+//!   prefix cache), `perch_completion_tokens_total`,
 //!   `perch_time_to_first_token_seconds` (from arrival), `perch_inter_token_seconds` per
 //!   `model`: each finished generation (`openai/run.rs`; each gap between tokens is
 //!   recorded at its request's mean gap);

@@ -105,6 +105,8 @@ export interface Settings {
   keep_alive: string;
   context_length: number;
   max_loaded_models: number;
+  /** Requests each model answers at once, batched together. */
+  parallel: number;
   allowed_origins: string[];
   /** The port actually listened on (differs from `port` when that is 0). */
   listening_port: number | null;
@@ -118,7 +120,10 @@ export interface Settings {
 }
 
 export type SettingsChange = Partial<
-  Pick<Settings, "listen" | "keep_alive" | "context_length" | "max_loaded_models" | "allowed_origins">
+  Pick<
+    Settings,
+    "listen" | "keep_alive" | "context_length" | "max_loaded_models" | "parallel" | "allowed_origins"
+  >
 >;
 
 export interface ApiKey {

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use llguidance::Matcher;
-use perch_mlx::Array;
 
 use crate::{EngineError, Result};
 
@@ -33,11 +32,10 @@ impl Constraint {
         matcher.consume_tokens(tokens).is_ok() && matcher.is_accepting().unwrap_or(false)
     }
 
-    /// A fresh matcher of its own, for a generation over `logits_width` logits.
-    pub(crate) fn start(&self, logits_width: usize) -> ActiveConstraint {
+    /// A fresh matcher of its own, for one generation.
+    pub(crate) fn start(&self) -> ActiveConstraint {
         ActiveConstraint {
             matcher: self.0.deep_clone(),
-            logits_width,
             mask_time: Duration::ZERO,
         }
     }
@@ -46,28 +44,28 @@ impl Constraint {
 /// A constraint at work in one generation.
 pub(crate) struct ActiveConstraint {
     matcher: Matcher,
-    logits_width: usize,
     /// Host time spent computing masks.
     pub mask_time: Duration,
 }
 
 impl ActiveConstraint {
-    /// The additive mask for the next token: `[1, logits_width]`, 0 where allowed and −∞
-    /// elsewhere (logits past the tokenizer's vocabulary are never allowed).
-    pub fn mask(&mut self) -> Result<Array> {
+    /// Writes the additive mask for the next token into `row` (one slot per logit): 0
+    /// where allowed, −∞ elsewhere (logits past the tokenizer's vocabulary are never
+    /// allowed).
+    pub fn fill_mask(&mut self, row: &mut [f32]) -> Result<()> {
         let started = Instant::now();
         let allowed = self
             .matcher
             .compute_mask_or_eos()
             .map_err(|e| EngineError::Constraint(e.to_string()))?;
-        let mut mask = vec![f32::NEG_INFINITY; self.logits_width];
+        row.fill(f32::NEG_INFINITY);
         allowed.iter_set_entries(|id| {
-            if let Some(slot) = mask.get_mut(id) {
+            if let Some(slot) = row.get_mut(id) {
                 *slot = 0.0;
             }
         });
         self.mask_time += started.elapsed();
-        Ok(Array::from_slice(&mask, &[1, self.logits_width as i32])?)
+        Ok(())
     }
 
     /// Feeds the chosen token; an end-of-sequence token the constraint allowed ends it.

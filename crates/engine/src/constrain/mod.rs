@@ -10,5 +10,6 @@ mod matcher;
 mod vocabulary;
 
 pub use grammar::{Grammar, ToolSpec};
+pub(crate) use matcher::ActiveConstraint;
 pub use matcher::Constraint;
 pub use vocabulary::Vocabulary;

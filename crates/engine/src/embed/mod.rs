@@ -1,20 +1,20 @@
 //! Embeddings: each input's final hidden states pooled into one vector, as the model's
 //! [`EmbeddingRecipe`] says, optionally cut to fewer dimensions, then normalised when the
 //! recipe normalises. Inputs run in left-padded batches of similar lengths, each in
-//! chunks sized by time like a prompt's prefill, with cancellation checked between them.
+//! chunks the scheduler sizes by time like a prompt's prefill, interleaved with the decode
+//! steps of running generations.
 
 mod batches;
 mod job;
 mod recipe;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use perch_mlx::{Array, Dtype};
 
 use crate::batch::BatchLayout;
 use crate::kv_cache::LayerCache;
 use crate::model::Model;
-use crate::prefill_pacer::PrefillPacer;
 use crate::Result;
 
 pub use job::EmbeddingJob;
@@ -43,52 +43,95 @@ pub struct Embeddings {
     pub compute_time: Duration,
 }
 
-/// Embeds every input of `request`; `None` when `cancelled` said so between chunks.
-pub(crate) fn run(
-    model: &Model,
-    recipe: &EmbeddingRecipe,
-    request: &EmbedRequest,
-    cancelled: &dyn Fn() -> bool,
-) -> Result<Option<Vec<Vec<f32>>>> {
-    let lengths: Vec<usize> = request.inputs.iter().map(Vec::len).collect();
-    let mut vectors = vec![Vec::new(); request.inputs.len()];
-    let mut pacer = PrefillPacer::default();
-    for group in batches::batches(&lengths) {
-        let rows: Vec<&[u32]> = group.iter().map(|&i| &request.inputs[i][..]).collect();
-        let Some(pooled) = pool_batch(model, recipe.pooling, &rows, &mut pacer, cancelled)? else {
-            return Ok(None);
-        };
-        for (vector, &i) in pooled.into_iter().zip(&group) {
-            vectors[i] = finish(vector, request.dimensions, recipe.normalize);
-        }
-    }
-    Ok(Some(vectors))
+/// An embedding request in progress: its inputs in left-padded batches of similar
+/// lengths, run a chunk at a time (so the scheduler can interleave them with decode
+/// steps and notice a caller that went away).
+pub struct EmbedTask {
+    request: EmbedRequest,
+    recipe: EmbeddingRecipe,
+    /// Batches not started yet, as indices into the inputs.
+    groups: std::collections::VecDeque<Vec<usize>>,
+    current: Option<BatchRun>,
+    vectors: Vec<Vec<f32>>,
 }
 
-/// The pooled hidden states of `rows`, run as one left-padded batch.
-fn pool_batch(
-    model: &Model,
-    pooling: Pooling,
-    rows: &[&[u32]],
-    pacer: &mut PrefillPacer,
-    cancelled: &dyn Fn() -> bool,
-) -> Result<Option<Vec<Vec<f32>>>> {
-    let sequences: Vec<Vec<u32>> = rows.iter().map(|r| r.to_vec()).collect();
-    // The padding id is never attended to, so any id will do.
-    let (ids, layout) = BatchLayout::pad(&sequences, 0)?;
-    let (batch, len) = (rows.len(), ids.shape()[1] as usize);
-    let padding: Vec<usize> = rows.iter().map(|r| len - r.len()).collect();
-    let mut cache = model.transformer.new_cache();
-    let mut pooled: Option<Array> = None;
-    let mut done = 0;
-    while done < len {
-        if cancelled() {
-            return Ok(None);
+/// One batch of inputs being read.
+struct BatchRun {
+    members: Vec<usize>,
+    ids: Array,
+    layout: BatchLayout,
+    /// Left padding of each row.
+    padding: Vec<usize>,
+    cache: Vec<LayerCache>,
+    pooled: Option<Array>,
+    /// Positions read so far.
+    done: usize,
+}
+
+impl EmbedTask {
+    /// The task of embedding `request` as `recipe` says.
+    pub fn new(request: EmbedRequest, recipe: EmbeddingRecipe) -> EmbedTask {
+        let lengths: Vec<usize> = request.inputs.iter().map(Vec::len).collect();
+        EmbedTask {
+            groups: batches::batches(&lengths).into(),
+            vectors: vec![Vec::new(); request.inputs.len()],
+            request,
+            recipe,
+            current: None,
         }
-        // The pacer counts tokens; a chunk takes that many over all rows.
-        let columns = (pacer.next_chunk() / batch).clamp(1, len - done);
-        let started = Instant::now();
-        let chunk = ids.slice(
+    }
+
+    /// Runs about `tokens` more tokens (over all rows of the current batch); the vectors,
+    /// in the order of the inputs, once every input is done.
+    pub fn step(&mut self, model: &Model, tokens: usize) -> Result<Option<Vec<Vec<f32>>>> {
+        if self.current.is_none() {
+            let Some(members) = self.groups.pop_front() else {
+                return Ok(Some(std::mem::take(&mut self.vectors)));
+            };
+            let sequences: Vec<Vec<u32>> = members
+                .iter()
+                .map(|&i| self.request.inputs[i].clone())
+                .collect();
+            // The padding id is never attended to, so any id will do.
+            let (ids, layout) = BatchLayout::pad(&sequences, 0)?;
+            let len = ids.shape()[1] as usize;
+            self.current = Some(BatchRun {
+                padding: sequences.iter().map(|r| len - r.len()).collect(),
+                cache: model.transformer.new_cache(),
+                pooled: None,
+                done: 0,
+                members,
+                ids,
+                layout,
+            });
+        }
+        let run = self.current.as_mut().expect("a batch runs");
+        if let Some(pooled) = run.chunk(model, self.recipe.pooling, tokens)? {
+            for (vector, &i) in pooled.into_iter().zip(&run.members) {
+                self.vectors[i] = finish(vector, self.request.dimensions, self.recipe.normalize);
+            }
+            self.current = None;
+            if self.groups.is_empty() {
+                return Ok(Some(std::mem::take(&mut self.vectors)));
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl BatchRun {
+    /// Reads about `tokens` more tokens of the batch; its pooled vectors once done.
+    fn chunk(
+        &mut self,
+        model: &Model,
+        pooling: Pooling,
+        tokens: usize,
+    ) -> Result<Option<Vec<Vec<f32>>>> {
+        let (batch, len) = (self.padding.len(), self.ids.shape()[1] as usize);
+        let done = self.done;
+        // A chunk takes that many tokens over all rows.
+        let columns = (tokens / batch).clamp(1, len - done);
+        let chunk = self.ids.slice(
             &[0, done as i32],
             &[batch as i32, (done + columns) as i32],
             &[1, 1],
@@ -98,45 +141,53 @@ fn pool_batch(
             Pooling::Mean => {
                 let hidden = model
                     .transformer
-                    .hidden_states(&chunk, &mut cache, &layout, true)?
+                    .hidden_states(&chunk, &mut self.cache, &self.layout, true)?
                     .astype(Dtype::Float32)?;
-                let real = real_positions(&padding, done, columns)?;
+                let real = real_positions(&self.padding, done, columns)?;
                 let sum = hidden.multiply(&real)?.sum(&[1], false)?;
-                pooled = Some(match pooled.take() {
+                self.pooled = Some(match self.pooled.take() {
                     Some(before) => before.add(&sum)?,
                     None => sum,
                 });
             }
             Pooling::LastToken => {
                 // Left padding puts every row's last token in the last column.
-                let hidden = model
-                    .transformer
-                    .hidden_states(&chunk, &mut cache, &layout, false)?;
+                let hidden = model.transformer.hidden_states(
+                    &chunk,
+                    &mut self.cache,
+                    &self.layout,
+                    false,
+                )?;
                 if last {
-                    pooled = Some(hidden.astype(Dtype::Float32)?);
+                    self.pooled = Some(hidden.astype(Dtype::Float32)?);
                 }
             }
         }
-        let mut outputs: Vec<&Array> = cache.iter().flat_map(LayerCache::state).collect();
-        outputs.extend(pooled.iter());
+        let mut outputs: Vec<&Array> = self.cache.iter().flat_map(LayerCache::state).collect();
+        outputs.extend(self.pooled.iter());
         perch_mlx::eval(&outputs)?;
-        pacer.record(batch * columns, started.elapsed());
-        done += columns;
+        self.done += columns;
+        if !last {
+            return Ok(None);
+        }
+        let pooled = self
+            .pooled
+            .take()
+            .expect("a batch has at least one position")
+            .to_vec::<f32>()?;
+        let width = pooled.len() / batch;
+        let lengths = self.padding.iter().map(|p| len - p);
+        Ok(Some(
+            pooled
+                .chunks(width)
+                .zip(lengths)
+                .map(|(v, row_len)| match pooling {
+                    Pooling::Mean => v.iter().map(|x| x / row_len as f32).collect(),
+                    Pooling::LastToken => v.to_vec(),
+                })
+                .collect(),
+        ))
     }
-    let pooled = pooled
-        .expect("a batch has at least one position")
-        .to_vec::<f32>()?;
-    let width = pooled.len() / batch;
-    Ok(Some(
-        pooled
-            .chunks(width)
-            .zip(rows)
-            .map(|(v, row)| match pooling {
-                Pooling::Mean => v.iter().map(|x| x / row.len() as f32).collect(),
-                Pooling::LastToken => v.to_vec(),
-            })
-            .collect(),
-    ))
 }
 
 /// `[rows, columns, 1]`: 1 where a row has a real token among positions

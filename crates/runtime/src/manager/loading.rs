@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use perch_engine::MlxEngine;
+use perch_engine::{MlxEngine, Serving};
 use tokio::sync::watch;
 
 use super::lease::LoadedModel;
@@ -98,13 +98,14 @@ async fn load(
     .map_err(&failed)?
     .map_err(|e| failed(e.to_string()))?;
     let footprint = Footprint::from(&facts);
-    let need = inner.planner().need(&footprint);
+    let (evicted, need) = make_room(inner, &name, id, &footprint)?;
     // Load only once the models making room are gone from memory.
-    for freed in make_room(inner, &name, id, &footprint, &need)? {
+    for freed in evicted {
         let _ = freed.await;
     }
     let started = Instant::now();
-    let engine = blocking(move || MlxEngine::load(&path))
+    let serving = Serving::new(need.sequences as usize, need.context as usize);
+    let engine = blocking(move || MlxEngine::load_serving(&path, serving))
         .await
         .map_err(&failed)?
         .map_err(|e| failed(e.to_string()))?;
@@ -113,6 +114,7 @@ async fn load(
         load_s = format!("{:.2}", started.elapsed().as_secs_f64()),
         planned_gb = format!("{:.2}", need.total() as f64 / 1e9),
         context = need.context,
+        sequences = need.sequences,
         "model loaded"
     );
     Ok(Arc::new(LoadedModel::new(
@@ -124,17 +126,17 @@ async fn load(
     )))
 }
 
-/// Takes out the idle models that must go for `name` to fit (least recently used
-/// first), returning handles that end when their memory is freed, and records what
-/// `name` will take — or, when it cannot fit even once every idle model is gone, or too
+/// Takes out the idle models that must go for `name` to fit with all the sequences it is
+/// planned for (least recently used first; with fewer when even then only fewer fit),
+/// returning handles that end when their memory is freed and what `name` will take,
+/// which it records — or, when it cannot fit even once every idle model is gone, or too
 /// many busy models are loaded, refuses and takes out none.
 fn make_room(
     inner: &Arc<Inner>,
     name: &str,
     id: u64,
     footprint: &Footprint,
-    need: &Need,
-) -> Result<Vec<tokio::task::JoinHandle<()>>, ManagerError> {
+) -> Result<(Vec<tokio::task::JoinHandle<()>>, Need), ManagerError> {
     let mut state = inner.lock();
     let busy: Vec<_> = state
         .planned(name, 0)
@@ -142,6 +144,7 @@ fn make_room(
         .filter(|r| !r.idle)
         .collect();
     let planner = inner.planner();
+    let full = planner.need(footprint);
     let max_loaded = inner.settings().max_loaded;
     let best = planner.verdict(footprint, &busy);
     if best.fit == Fit::WontFit {
@@ -172,7 +175,8 @@ fn make_room(
     loop {
         let models = state.residents(name).len();
         let planned = state.planned(name, freed);
-        let fits = planner.verdict(footprint, &planned).fit != Fit::WontFit;
+        let verdict = planner.verdict(footprint, &planned);
+        let fits = verdict.fit != Fit::WontFit && verdict.need.sequences == full.sequences;
         if fits && models < max_loaded {
             break;
         }
@@ -185,12 +189,13 @@ fn make_room(
             evicted.push(inner.release(&mut state, model));
         }
     }
+    let need = planner.verdict(footprint, &state.planned(name, freed)).need;
     if let Some(Slot::Loading { id: own, bytes, .. }) = state.slots.get_mut(name) {
         if *own == id {
             *bytes = need.resident();
         }
     }
-    Ok(evicted)
+    Ok((evicted, need))
 }
 
 /// Runs `work` on the blocking pool; a panic there becomes an error.

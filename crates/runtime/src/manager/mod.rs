@@ -32,6 +32,7 @@ pub use lease::{LoadedModel, ModelLease};
 
 use crate::keep_alive::KeepAlive;
 use crate::planner::{MemoryPlanner, Resident};
+use crate::settings::Settings;
 use crate::store::ModelStore;
 
 /// Why a model could not be had.
@@ -256,24 +257,27 @@ impl ModelManager {
         self.inner.settings()
     }
 
-    /// Changes the standing keep-alive, the most models resident and the context new
-    /// loads are planned with. Models already loaded keep what they were loaded with; a
-    /// lower limit is met as idle models expire or make room.
-    pub fn reconfigure(&self, keep_alive: KeepAlive, max_loaded: usize, context: u64) {
+    /// Takes up changed settings: the standing keep-alive, the most models resident, and
+    /// the context and sequences new loads are planned with. Models already loaded keep
+    /// what they were loaded with; a lower limit is met as idle models expire or make
+    /// room.
+    pub fn reconfigure(&self, now: &Settings) {
         {
             let mut settings = self
                 .inner
                 .settings
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            settings.keep_alive = keep_alive;
-            settings.max_loaded = max_loaded;
+            settings.keep_alive = now.keep_alive();
+            settings.max_loaded = now.max_loaded_models;
         }
-        self.inner
+        let mut planner = self
+            .inner
             .planner
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .set_context(context);
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        planner.set_context(now.context_length);
+        planner.set_sequences(now.parallel as u64);
     }
 
     /// The loaded models, by name.

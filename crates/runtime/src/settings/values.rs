@@ -96,6 +96,10 @@ pub struct Settings {
     pub context_length: u64,
     /// Most models loaded at once.
     pub max_loaded_models: usize,
+    /// Most requests each model answers at once (the rest wait their turn); each is
+    /// planned a full context of KV cache, and fewer are served where that many would not
+    /// fit in memory.
+    pub parallel: usize,
     /// Web origins allowed to call the API from a browser (`*` for any).
     pub allowed_origins: Vec<String>,
     /// Host names the server answers to beyond its own addresses (`*` for any).
@@ -112,6 +116,7 @@ impl Default for Settings {
             keep_alive: "5m".into(),
             context_length: 8192,
             max_loaded_models: 3,
+            parallel: 4,
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
             log_days: 14,
@@ -180,6 +185,12 @@ impl Settings {
             return invalid(format!(
                 "max_loaded_models must be between 1 and 64, got {}",
                 self.max_loaded_models
+            ));
+        }
+        if !(1..=64).contains(&self.parallel) {
+            return invalid(format!(
+                "parallel must be between 1 and 64, got {}",
+                self.parallel
             ));
         }
         if !(1..=3650).contains(&self.log_days) {
@@ -258,6 +269,13 @@ mod tests {
                     ..Default::default()
                 },
                 "log_days",
+            ),
+            (
+                Settings {
+                    parallel: 0,
+                    ..Default::default()
+                },
+                "parallel",
             ),
             (
                 Settings {

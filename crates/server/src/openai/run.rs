@@ -122,6 +122,8 @@ pub(crate) fn log_finished(endpoint: &str, model: &str, finished: &Finished) {
         .increment(finished.prompt_tokens as u64);
     metrics::counter!("perch_completion_tokens_total", "model" => model_label.clone())
         .increment(finished.completion_tokens as u64);
+    metrics::counter!("perch_cached_prompt_tokens_total", "model" => model_label.clone())
+        .increment(finished.cached_tokens as u64);
     metrics::histogram!("perch_time_to_first_token_seconds", "model" => model_label.clone())
         .record(finished.time_to_first_token.as_secs_f64());
     if gaps > 0 {
@@ -133,6 +135,7 @@ pub(crate) fn log_finished(endpoint: &str, model: &str, finished: &Finished) {
         endpoint,
         model,
         prompt_tokens = finished.prompt_tokens,
+        cached_tokens = finished.cached_tokens,
         completion_tokens = finished.completion_tokens,
         queue_ms = (finished.queued.as_secs_f64() * 1e3).round(),
         ttft_ms = (finished.time_to_first_token.as_secs_f64() * 1e3).round(),

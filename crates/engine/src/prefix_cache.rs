@@ -1,0 +1,182 @@
+//! The prefix cache: the key/value state of recently finished sequences, kept so that a
+//! new prompt that starts the same way (the next turn of a conversation, an agent's
+//! growing transcript, a shared system prompt) skips reading what it shares. Entries are
+//! whole token sequences; a lookup finds the one sharing the longest prefix with a prompt.
+//! Least recently used entries go first when the cache must shrink, which the scheduler
+//! asks for before its running sequences would run short of their planned memory.
+//!
+//! The cache holds whatever a backend snapshots (`S`); it counts tokens, not bytes, and
+//! knows nothing of models, so its policy is tested on its own.
+
+/// One kept sequence.
+struct Entry<S> {
+    tokens: Vec<u32>,
+    snapshot: S,
+    last_used: u64,
+}
+
+/// Token sequences and their snapshots, least recently used evicted first.
+pub struct PrefixCache<S> {
+    entries: Vec<Entry<S>>,
+    clock: u64,
+}
+
+/// What a lookup found: a snapshot and how many of the prompt's leading tokens it holds.
+pub struct PrefixHit<'a, S> {
+    /// The kept state.
+    pub snapshot: &'a S,
+    /// Leading prompt tokens it covers (always fewer than the prompt's, so at least one
+    /// token is left to run for the first logits).
+    pub tokens: usize,
+}
+
+impl<S> Default for PrefixCache<S> {
+    fn default() -> Self {
+        PrefixCache {
+            entries: Vec::new(),
+            clock: 0,
+        }
+    }
+}
+
+impl<S> PrefixCache<S> {
+    /// Tokens held over all entries.
+    pub fn tokens(&self) -> usize {
+        self.entries.iter().map(|e| e.tokens.len()).sum()
+    }
+
+    /// Entries held.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The entry sharing the longest prefix with `prompt` (marked as just used), if any
+    /// shares at least one token.
+    ///
+    /// ```
+    /// use perch_engine::prefix_cache::PrefixCache;
+    /// let mut cache = PrefixCache::default();
+    /// cache.insert(vec![1, 2, 3, 4], "turn one");
+    /// let hit = cache.lookup(&[1, 2, 3, 9, 9]).unwrap();
+    /// assert_eq!((*hit.snapshot, hit.tokens), ("turn one", 3));
+    /// // A prompt the entry covers whole still leaves its last token to run.
+    /// assert_eq!(cache.lookup(&[1, 2, 3]).unwrap().tokens, 2);
+    /// assert!(cache.lookup(&[7]).is_none());
+    /// ```
+    pub fn lookup(&mut self, prompt: &[u32]) -> Option<PrefixHit<'_, S>> {
+        let usable = prompt.len().saturating_sub(1);
+        let (best, shared) = self
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (i, common_prefix(&e.tokens, prompt).min(usable)))
+            .max_by_key(|&(i, shared)| (shared, self.entries[i].last_used))?;
+        if shared == 0 {
+            return None;
+        }
+        self.clock += 1;
+        let entry = &mut self.entries[best];
+        entry.last_used = self.clock;
+        Some(PrefixHit {
+            snapshot: &entry.snapshot,
+            tokens: shared,
+        })
+    }
+
+    /// Keeps `snapshot`, the state after `tokens`. An entry that is a prefix of `tokens`
+    /// goes (the new one covers it); if an entry already covers `tokens`, that one is
+    /// kept instead and marked as just used.
+    pub fn insert(&mut self, tokens: Vec<u32>, snapshot: S) {
+        if tokens.is_empty() {
+            return;
+        }
+        self.clock += 1;
+        if let Some(covering) = self
+            .entries
+            .iter_mut()
+            .find(|e| e.tokens.starts_with(&tokens))
+        {
+            covering.last_used = self.clock;
+            return;
+        }
+        self.entries.retain(|e| !tokens.starts_with(&e.tokens));
+        self.entries.push(Entry {
+            tokens,
+            snapshot,
+            last_used: self.clock,
+        });
+    }
+
+    /// Drops least recently used entries until at most `limit` tokens are held.
+    pub fn shrink_to(&mut self, limit: usize) {
+        let mut held = self.tokens();
+        while held > limit {
+            let Some(oldest) = self
+                .entries
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(i, _)| i)
+            else {
+                return;
+            };
+            held -= self.entries.swap_remove(oldest).tokens.len();
+        }
+    }
+}
+
+/// How many leading tokens `a` and `b` share.
+fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_longest_shared_prefix_wins_and_ties_go_to_the_most_recent() {
+        let mut cache = PrefixCache::default();
+        cache.insert(vec![1, 2, 3], 'a');
+        cache.insert(vec![1, 2, 4, 5], 'b');
+        cache.insert(vec![1, 2, 3, 6], 'c');
+        // 'a' is a prefix of 'c', so 'c' replaced it.
+        assert_eq!(cache.len(), 2);
+        let hit = cache.lookup(&[1, 2, 4, 5, 7]).unwrap();
+        assert_eq!((*hit.snapshot, hit.tokens), ('b', 4));
+        // Both share two tokens with [1, 2, 9]: the one used last wins.
+        assert_eq!(*cache.lookup(&[1, 2, 9]).unwrap().snapshot, 'b');
+        assert_eq!(*cache.lookup(&[1, 2, 3, 0]).unwrap().snapshot, 'c');
+        assert_eq!(*cache.lookup(&[1, 2, 9]).unwrap().snapshot, 'c');
+    }
+
+    #[test]
+    fn a_sequence_already_covered_is_not_kept_twice() {
+        let mut cache = PrefixCache::default();
+        cache.insert(vec![1, 2, 3, 4], 'a');
+        cache.insert(vec![1, 2], 'b');
+        assert_eq!((cache.len(), cache.tokens()), (1, 4));
+        cache.insert(Vec::new(), 'c');
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn shrinking_drops_the_least_recently_used_first() {
+        let mut cache = PrefixCache::default();
+        cache.insert(vec![1; 10], 'a');
+        cache.insert(vec![2; 10], 'b');
+        cache.insert(vec![3; 10], 'c');
+        cache.lookup(&[1, 1, 1]);
+        cache.shrink_to(25);
+        // 'b' was used least recently.
+        assert_eq!(cache.tokens(), 20);
+        assert!(cache.lookup(&[2, 2]).is_none());
+        cache.shrink_to(0);
+        assert!(cache.is_empty());
+    }
+}
