@@ -1,14 +1,16 @@
-//! The key/value cache of one layer, for a batch of sequences. Storage grows in
-//! preallocated steps of [`KV_STEP`] positions, so decoding writes into place instead of
-//! reallocating every token. A batch gains and loses rows as sequences join and leave it
+//! The key/value cache of one layer, for a batch of sequences. Storage grows ahead of
+//! use — by an eighth of what it holds, in multiples of [`KV_STEP`] positions — so
+//! decoding writes into place instead of reallocating every token, copies stay rare as
+//! the cache grows, and the room reserved beyond what is used stays within about an
+//! eighth (a batch of short sequences does not each hold hundreds of empty positions). A batch gains and loses rows as sequences join and leave it
 //! (see [`crate::batch_cache`]); a row can be copied out whole for the prefix cache.
 
 use perch_mlx::{Array, Dtype};
 
 use crate::Result;
 
-/// Positions added to a layer's cache each time it fills up.
-pub const KV_STEP: i32 = 256;
+/// Storage grows in multiples of this many positions.
+pub const KV_STEP: i32 = 32;
 
 /// Keys and values `[batch, kv_heads, capacity, head_dim]` of one layer; the first
 /// `offset` positions hold data.
@@ -149,7 +151,8 @@ fn write(storage: &mut Option<Array>, new: &Array, start: i32) -> Result<Array> 
     let current = match storage.take() {
         Some(s) if end <= capacity => s,
         old => {
-            let grow = (len + KV_STEP - 1) / KV_STEP * KV_STEP;
+            let wanted = len.max(start / 8);
+            let grow = (wanted + KV_STEP - 1) / KV_STEP * KV_STEP;
             grown(old, [batch, heads, grow, dim], start, new.dtype())?
         }
     };

@@ -90,10 +90,11 @@ impl<S> PrefixCache<S> {
 
     /// Keeps `snapshot`, the state after `tokens`. An entry that is a prefix of `tokens`
     /// goes (the new one covers it); if an entry already covers `tokens`, that one is
-    /// kept instead and marked as just used.
-    pub fn insert(&mut self, tokens: Vec<u32>, snapshot: S) {
+    /// kept instead and marked as just used. Returns the snapshots no longer kept, for a
+    /// backend whose snapshots hold something to give back.
+    pub fn insert(&mut self, tokens: Vec<u32>, snapshot: S) -> Vec<S> {
         if tokens.is_empty() {
-            return;
+            return vec![snapshot];
         }
         self.clock += 1;
         if let Some(covering) = self
@@ -102,31 +103,43 @@ impl<S> PrefixCache<S> {
             .find(|e| e.tokens.starts_with(&tokens))
         {
             covering.last_used = self.clock;
-            return;
+            return vec![snapshot];
         }
-        self.entries.retain(|e| !tokens.starts_with(&e.tokens));
+        let (covered, kept): (Vec<_>, Vec<_>) = self
+            .entries
+            .drain(..)
+            .partition(|e| tokens.starts_with(&e.tokens));
+        self.entries = kept;
         self.entries.push(Entry {
             tokens,
             snapshot,
             last_used: self.clock,
         });
+        covered.into_iter().map(|e| e.snapshot).collect()
     }
 
-    /// Drops least recently used entries until at most `limit` tokens are held.
-    pub fn shrink_to(&mut self, limit: usize) {
-        let mut held = self.tokens();
-        while held > limit {
-            let Some(oldest) = self
-                .entries
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, e)| e.last_used)
-                .map(|(i, _)| i)
-            else {
-                return;
-            };
-            held -= self.entries.swap_remove(oldest).tokens.len();
+    /// Drops the least recently used entry; its snapshot.
+    pub fn evict_oldest(&mut self) -> Option<S> {
+        let oldest = self
+            .entries
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, e)| e.last_used)
+            .map(|(i, _)| i)?;
+        Some(self.entries.swap_remove(oldest).snapshot)
+    }
+
+    /// Drops least recently used entries until at most `limit` tokens are held; their
+    /// snapshots.
+    pub fn shrink_to(&mut self, limit: usize) -> Vec<S> {
+        let mut dropped = Vec::new();
+        while self.tokens() > limit {
+            match self.evict_oldest() {
+                Some(snapshot) => dropped.push(snapshot),
+                None => break,
+            }
         }
+        dropped
     }
 }
 
@@ -159,10 +172,19 @@ mod tests {
     fn a_sequence_already_covered_is_not_kept_twice() {
         let mut cache = PrefixCache::default();
         cache.insert(vec![1, 2, 3, 4], 'a');
-        cache.insert(vec![1, 2], 'b');
+        assert_eq!(
+            cache.insert(vec![1, 2], 'b'),
+            ['b'],
+            "given back: 'a' covers it"
+        );
         assert_eq!((cache.len(), cache.tokens()), (1, 4));
-        cache.insert(Vec::new(), 'c');
+        assert_eq!(cache.insert(Vec::new(), 'c'), ['c']);
         assert_eq!(cache.len(), 1);
+        assert_eq!(
+            cache.insert(vec![1, 2, 3, 4, 5], 'd'),
+            ['a'],
+            "'d' covers 'a'"
+        );
     }
 
     #[test]
@@ -172,8 +194,8 @@ mod tests {
         cache.insert(vec![2; 10], 'b');
         cache.insert(vec![3; 10], 'c');
         cache.lookup(&[1, 1, 1]);
-        cache.shrink_to(25);
         // 'b' was used least recently.
+        assert_eq!(cache.shrink_to(25), ['b']);
         assert_eq!(cache.tokens(), 20);
         assert!(cache.lookup(&[2, 2]).is_none());
         cache.shrink_to(0);

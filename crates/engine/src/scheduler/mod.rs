@@ -1,8 +1,8 @@
 //! The scheduler: one per loaded model, on the model's own thread, sharing the model
 //! between every request that names it. Requests wait in arrival order; the
-//! [`SchedulePolicy`] says when the next one starts. A started prompt is read in chunks
-//! sized by time, one chunk between two decode steps, and once read its sequence joins the
-//! running batch: every step feeds each running sequence its last token in one batched
+//! [`SchedulePolicy`] says when the next one starts. Started prompts are read in chunks
+//! sized by time, one chunk between two decode steps, taking turns (so a short prompt is
+//! not held up behind a long one), and once read a sequence joins the running batch: every step feeds each running sequence its last token in one batched
 //! forward, samples every row in one batched sampling step (each row with its own
 //! parameters, penalties and constraint mask), and routes each row's token to its
 //! sequence. A finished or cancelled sequence leaves the batch at once and its keys and
@@ -79,7 +79,8 @@ pub struct Scheduler<B: Backend> {
     pacer: PrefillPacer,
     jobs: Arc<JobQueue>,
     waiting: VecDeque<Job>,
-    reading: Option<Reading<B::Embedding>>,
+    /// Being read, taking turns a chunk at a time.
+    reading: VecDeque<Reading<B::Embedding>>,
     /// Generating, in the order of the backend's batch.
     decoding: Vec<Sequence>,
     pending: Vec<Pending>,
@@ -105,7 +106,7 @@ impl<B: Backend> Scheduler<B> {
             pacer: PrefillPacer::default(),
             jobs,
             waiting: VecDeque::new(),
-            reading: None,
+            reading: VecDeque::new(),
             decoding: Vec::new(),
             pending: Vec::new(),
             decode_step: None,
@@ -127,19 +128,23 @@ impl<B: Backend> Scheduler<B> {
         }
     }
 
-    /// Runs `request` on this thread, alone, to its end; its summary. For benchmarks,
-    /// which time the model with nothing else in the process.
-    pub fn generate_now(&mut self, request: GenerateRequest) -> Result<Finished> {
-        let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
-        let job = Job {
-            id: self.jobs.next_id(),
-            arrived: request.arrived.unwrap_or_else(Instant::now),
-            work: Work::Generate { request, events },
-            cancel: Arc::default(),
-            span: tracing::Span::current(),
-        };
-        if !self.jobs.push(job) {
-            return Err(EngineError::Unloaded);
+    /// Runs `requests` on this thread, together, to their ends; their summaries, in
+    /// order. For benchmarks, which time the model with nothing else in the process.
+    pub fn generate_now(&mut self, requests: Vec<GenerateRequest>) -> Result<Vec<Finished>> {
+        let mut streams = Vec::with_capacity(requests.len());
+        for request in requests {
+            let (events, received) = tokio::sync::mpsc::unbounded_channel();
+            let job = Job {
+                id: self.jobs.next_id(),
+                arrived: request.arrived.unwrap_or_else(Instant::now),
+                work: Work::Generate { request, events },
+                cancel: Arc::default(),
+                span: tracing::Span::current(),
+            };
+            if !self.jobs.push(job) {
+                return Err(EngineError::Unloaded);
+            }
+            streams.push(received);
         }
         loop {
             self.waiting.extend(self.jobs.take_all());
@@ -148,13 +153,18 @@ impl<B: Backend> Scheduler<B> {
             }
             self.round();
         }
-        let mut finished = None;
-        while let Ok(event) = received.try_recv() {
-            if let Event::Done(f) = event? {
-                finished = Some(f);
-            }
-        }
-        finished.ok_or(EngineError::Unloaded)
+        streams
+            .into_iter()
+            .map(|mut received| {
+                let mut finished = None;
+                while let Ok(event) = received.try_recv() {
+                    if let Event::Done(f) = event? {
+                        finished = Some(f);
+                    }
+                }
+                finished.ok_or(EngineError::Unloaded)
+            })
+            .collect()
     }
 
     /// The backend, for measurements between requests.
@@ -175,7 +185,7 @@ impl<B: Backend> Scheduler<B> {
 
     fn idle(&self) -> bool {
         self.waiting.is_empty()
-            && self.reading.is_none()
+            && self.reading.is_empty()
             && self.decoding.is_empty()
             && self.pending.iter().all(|p| p.read)
     }
@@ -218,24 +228,22 @@ impl<B: Backend> Scheduler<B> {
             }
         }
         self.waiting = kept;
-        let reading_cancelled = match &self.reading {
-            Some(Reading::Prompt(seq)) => closing || seq.cancelled(),
-            Some(Reading::Embedding(e)) => cancelled(&e.cancel) || e.reply.is_closed(),
-            None => false,
-        };
-        if reading_cancelled {
-            match self.reading.take() {
-                Some(Reading::Prompt(seq)) => {
-                    self.end(*seq, FinishReason::Cancelled(Phase::Prefill))
-                }
-                Some(Reading::Embedding(e)) => {
+        let (gone, still): (Vec<_>, Vec<_>) =
+            self.reading.drain(..).partition(|reading| match reading {
+                Reading::Prompt(seq) => closing || seq.cancelled(),
+                Reading::Embedding(e) => cancelled(&e.cancel) || e.reply.is_closed(),
+            });
+        self.reading = still.into();
+        for reading in gone {
+            match reading {
+                Reading::Prompt(seq) => self.end(*seq, FinishReason::Cancelled(Phase::Prefill)),
+                Reading::Embedding(e) => {
                     let _span = e.span.enter();
                     tracing::info!(
                         prompt_tokens = e.prompt_tokens,
                         "embedding request cancelled"
                     );
                 }
-                None => {}
             }
         }
         let (gone, running): (Vec<Sequence>, Vec<Sequence>) = self
@@ -248,22 +256,25 @@ impl<B: Backend> Scheduler<B> {
         }
     }
 
-    /// Starts the oldest waiting request when the policy allows.
+    /// Starts waiting requests, oldest first, while the policy allows (an embedding
+    /// request takes no place among the generating ones).
     fn start_next(&mut self) {
-        while self.reading.is_none() {
-            let Some(head) = self.waiting.front() else {
-                return;
-            };
+        while let Some(head) = self.waiting.front() {
             let now = Occupancy {
                 decoding: self.decoding.len(),
-                prefilling: 0,
+                prefilling: self
+                    .reading
+                    .iter()
+                    .filter(|r| matches!(r, Reading::Prompt(_)))
+                    .count(),
                 waiting: self.waiting.len(),
             };
             if matches!(head.work, Work::Generate { .. }) && !self.policy.starts_next(now) {
                 return;
             }
             let job = self.waiting.pop_front().expect("the head exists");
-            self.reading = self.begin(job);
+            let started = self.begin(job);
+            self.reading.extend(started);
         }
     }
 
@@ -329,7 +340,7 @@ impl<B: Backend> Scheduler<B> {
     /// the chunk is timed alone), then a decode step of the running sequences, overlapped
     /// with reading the previous step's tokens.
     fn step(&mut self) -> Result<()> {
-        let reading = self.reading.is_some();
+        let reading = !self.reading.is_empty();
         if reading {
             self.read_pending()?;
             self.read_chunk()?;
@@ -339,11 +350,12 @@ impl<B: Backend> Scheduler<B> {
         } else {
             let built = Instant::now();
             let (rows, logits) = self.forward()?;
+            let build_time = built.elapsed();
             perch_mlx::async_eval(&[&logits])?;
             Some(Step {
                 rows,
                 logits,
-                build_time: built.elapsed(),
+                build_time,
                 queued: Instant::now(),
             })
         };
@@ -385,7 +397,6 @@ impl<B: Backend> Scheduler<B> {
     /// Samples the next token of every sequence of the step whose logits these are and
     /// that still runs, as one batch.
     fn sample_step(&mut self, step: Step) -> Result<()> {
-        let started = Instant::now();
         let Step {
             rows: stepped,
             logits,
@@ -418,13 +429,14 @@ impl<B: Backend> Scheduler<B> {
         }
         sequences.sort_by_key(|s| rows.iter().position(|r| *r == s.id));
         let masks = masks_of(&mut sequences, vocab)?;
+        let sampling = Instant::now();
         let sampled = {
             let mut samplers: Vec<_> = sequences.iter_mut().map(|s| &mut s.sampler).collect();
             sampler::sample(&mut samplers, &logits, masks.as_deref())?
         };
         observe(&mut sequences, &sampled.tokens)?;
+        let build_time = build_time + sampling.elapsed();
         perch_mlx::async_eval(&outputs(&sampled))?;
-        let build_time = build_time + started.elapsed();
         for seq in sequences {
             seq.graph_build_time += build_time;
             seq.decode_steps += 1;
@@ -497,7 +509,7 @@ impl<B: Backend> Scheduler<B> {
             .policy
             .chunk_time(self.decoding.len(), self.decode_step);
         let tokens = self.pacer.chunk_for(target);
-        match self.reading.take() {
+        match self.reading.pop_front() {
             Some(Reading::Prompt(seq)) => self.read_prompt_chunk(*seq, tokens),
             Some(Reading::Embedding(embedding)) => {
                 self.read_embedding_chunk(embedding, tokens);
@@ -527,7 +539,7 @@ impl<B: Backend> Scheduler<B> {
             );
             self.pacer.record(chunk.len(), elapsed);
             seq.prefilled = end;
-            self.reading = Some(Reading::Prompt(Box::new(seq)));
+            self.reading.push_back(Reading::Prompt(Box::new(seq)));
             return Ok(());
         }
         let logits = match self.backend.prefill(seq.id, &chunk, true) {
@@ -569,7 +581,7 @@ impl<B: Backend> Scheduler<B> {
         match self.backend.embed_chunk(&mut e.task, tokens) {
             Ok(None) => {
                 self.pacer.record(tokens, started.elapsed());
-                self.reading = Some(Reading::Embedding(e));
+                self.reading.push_back(Reading::Embedding(e));
             }
             Ok(Some(vectors)) => {
                 let _ = e.reply.send(Ok(Embeddings {
@@ -602,8 +614,13 @@ impl<B: Backend> Scheduler<B> {
         for seq in self.decoding.drain(..) {
             seq.fail(EngineError::StepFailed(message.clone()));
         }
-        if let Some(Reading::Prompt(seq)) = self.reading.take() {
-            seq.fail(EngineError::StepFailed(message));
+        for reading in self.reading.drain(..) {
+            match reading {
+                Reading::Prompt(seq) => seq.fail(EngineError::StepFailed(message.clone())),
+                Reading::Embedding(e) => {
+                    let _ = e.reply.send(Err(EngineError::StepFailed(message.clone())));
+                }
+            }
         }
         self.pending.clear();
         self.backend.reset();

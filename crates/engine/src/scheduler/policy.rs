@@ -2,12 +2,12 @@
 //! waiting request starts next, and how long each prefill chunk may take. A plain struct
 //! with no model behind it, so the rules are tested on their own.
 //!
-//! Prompts start in arrival order, one at a time; a prompt is read in chunks, one chunk
-//! between two decode steps of the running streams. With nothing else running a chunk
-//! may take [`SchedulePolicy::idle_chunk`] (the longest a cancelled prompt keeps
-//! computing); while streams run, a chunk takes at most [`SchedulePolicy::interleave`] of
-//! a decode step, so a long prompt arriving slows their tokens by at most that share
-//! instead of stalling them.
+//! Requests start in arrival order while places are free; started prompts are read in
+//! chunks, taking turns, one chunk between two decode steps of the running streams. With
+//! nothing else running a chunk may take [`SchedulePolicy::idle_chunk`] (the longest a
+//! cancelled prompt keeps computing); while streams run, a chunk takes at most
+//! [`SchedulePolicy::interleave`] of a decode step, so a long prompt arriving slows their
+//! tokens by at most that share instead of stalling them.
 
 use std::time::Duration;
 
@@ -29,7 +29,7 @@ impl Default for SchedulePolicy {
         SchedulePolicy {
             max_sequences: 4,
             idle_chunk: Duration::from_millis(250),
-            interleave: 0.75,
+            interleave: 0.5,
             min_chunk: Duration::from_millis(1),
         }
     }
@@ -55,19 +55,19 @@ impl SchedulePolicy {
         }
     }
 
-    /// Whether the oldest waiting request starts now: when no other prompt is being read
-    /// and a place is free.
+    /// Whether the oldest waiting request starts now: when a place is free (one being
+    /// read holds a place too).
     ///
     /// ```
     /// use perch_engine::scheduler::policy::{Occupancy, SchedulePolicy};
     /// let policy = SchedulePolicy::with_sequences(2);
     /// let now = |decoding, prefilling| Occupancy { decoding, prefilling, waiting: 1 };
     /// assert!(policy.starts_next(now(1, 0)));
-    /// assert!(!policy.starts_next(now(0, 1)), "one prompt at a time");
-    /// assert!(!policy.starts_next(now(2, 0)), "both places taken");
+    /// assert!(policy.starts_next(now(0, 1)), "prompts are read side by side");
+    /// assert!(!policy.starts_next(now(1, 1)), "both places taken");
     /// ```
     pub fn starts_next(&self, now: Occupancy) -> bool {
-        now.waiting > 0 && now.prefilling == 0 && now.decoding < self.max_sequences
+        now.waiting > 0 && now.decoding + now.prefilling < self.max_sequences
     }
 
     /// How long the next prefill chunk may take, given the running streams and the time
@@ -79,7 +79,7 @@ impl SchedulePolicy {
     /// let policy = SchedulePolicy::default();
     /// assert_eq!(policy.chunk_time(0, None), Duration::from_millis(250));
     /// let step = Duration::from_millis(20);
-    /// assert_eq!(policy.chunk_time(3, Some(step)), Duration::from_millis(15));
+    /// assert_eq!(policy.chunk_time(3, Some(step)), Duration::from_millis(10));
     /// ```
     pub fn chunk_time(&self, decoding: usize, decode_step: Option<Duration>) -> Duration {
         if decoding == 0 {
@@ -96,23 +96,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn requests_start_one_prompt_at_a_time_up_to_the_limit() {
+    fn requests_start_while_places_are_free() {
         let policy = SchedulePolicy::with_sequences(3);
         let mut now = Occupancy {
             waiting: 5,
             ..Occupancy::default()
         };
         let mut started = 0;
-        // Each started prompt is read, then decodes; the next starts only then.
         while policy.starts_next(now) {
             now.waiting -= 1;
-            now.prefilling = 1;
-            assert!(!policy.starts_next(now));
-            now.prefilling = 0;
-            now.decoding += 1;
+            now.prefilling += 1;
             started += 1;
         }
         assert_eq!((started, now.waiting), (3, 2));
+        // Read prompts decode; the places stay taken.
+        now.decoding += now.prefilling;
+        now.prefilling = 0;
+        assert!(!policy.starts_next(now));
         // One stream ends: the next waiting request starts.
         now.decoding -= 1;
         assert!(policy.starts_next(now));
@@ -126,7 +126,7 @@ mod tests {
         assert_eq!(idle, policy.idle_chunk, "nothing to hold back");
         assert_eq!(
             policy.chunk_time(8, Some(Duration::from_millis(40))),
-            Duration::from_millis(30)
+            Duration::from_millis(20)
         );
         // Before any step is timed, and on a very fast device: the floor.
         assert_eq!(policy.chunk_time(1, None), policy.min_chunk);
