@@ -14,7 +14,7 @@ import threading
 import time
 from urllib.parse import urlparse
 
-import httpx
+from bench_batching import stream
 
 PROMPTS = [
     "Give me three tips for writing clear emails.",
@@ -25,22 +25,12 @@ PROMPTS = [
 
 
 def one_request(url, model, prompt, max_tokens, timeout):
-    body = {"model": model, "stream": True, "max_tokens": max_tokens, "temperature": 0,
-            "stream_options": {"include_usage": True},
-            "messages": [{"role": "user", "content": prompt}]}
+    """One streaming chat request (bench_batching.py's): time to first token (the whole
+    request's time when no text came) and tokens generated."""
     start = time.perf_counter()
-    first, tokens = None, 0
-    with httpx.stream("POST", url + "/chat/completions", json=body, timeout=timeout) as r:
-        if r.status_code != 200:
-            raise RuntimeError(f"HTTP {r.status_code}: {r.read()[:200]!r}")
-        for line in r.iter_lines():
-            if not line.startswith("data: ") or line == "data: [DONE]":
-                continue
-            chunk = json.loads(line[6:])
-            if chunk.get("choices") and chunk["choices"][0]["delta"].get("content") and first is None:
-                first = time.perf_counter() - start
-            if chunk.get("usage"):
-                tokens = chunk["usage"]["completion_tokens"]
+    first, _, tokens, _ = stream(url.removesuffix("/v1"), model,
+                                 [{"role": "user", "content": prompt}], max_tokens,
+                                 timeout=timeout)
     return first if first is not None else time.perf_counter() - start, tokens
 
 
