@@ -2,7 +2,8 @@
 //! speed, the host time spent building each decode step's graph, and memory — what the
 //! planner estimated from the headers beside what MLX and the process measured —
 //! warm-up, then several runs, medians printed; with `--constrained`, what the token mask of
-//! constrained decoding costs per step.
+//! constrained decoding costs per step. On llama.cpp (`--engine llama.cpp`, the default
+//! for a GGUF file) `bench_llama` times what that engine can report.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -13,8 +14,11 @@ use perch_engine::generate::{Finished, GenerateRequest};
 use perch_engine::mlx_backend::MlxBackend;
 use perch_engine::model::Model;
 use perch_engine::reply::ReplySyntax;
+use perch_engine::scheduler::backend::Backend;
 use perch_engine::scheduler::policy::SchedulePolicy;
 use perch_engine::scheduler::Scheduler;
+use perch_engine::text::tokenizer::Tokenizer;
+use perch_engine::EngineKind;
 use perch_mlx::memory;
 use perch_runtime::planner::{Budget, Footprint, MemoryPlanner};
 
@@ -22,23 +26,31 @@ use perch_runtime::planner::{Budget, Footprint, MemoryPlanner};
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// An MLX model directory or a GGUF file.
-    model: PathBuf,
+    pub model: PathBuf,
+    /// The engine: mlx, or llama.cpp (GGUF files only). Default: llama.cpp for a GGUF
+    /// file, mlx for an MLX directory.
+    #[arg(long, value_name = "ENGINE")]
+    pub engine: Option<EngineKind>,
     /// Prompt length in tokens.
     #[arg(long, default_value_t = 256)]
-    prompt_tokens: usize,
+    pub prompt_tokens: usize,
     /// Tokens to generate per run.
     #[arg(long, default_value_t = 128)]
-    gen_tokens: usize,
+    pub gen_tokens: usize,
     /// Measured runs (after one warm-up run).
     #[arg(long, default_value_t = 3)]
-    runs: usize,
+    pub runs: usize,
     /// Print one JSON object instead of a table.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
     /// Also measure constrained decoding: the host time of the token mask per step, beside
     /// the step itself, writing a fixed-length JSON list under a schema.
     #[arg(long)]
-    constrained: bool,
+    pub constrained: bool,
+    /// Also run this many generations at once (one batch): their aggregate speed, and
+    /// MLX's peak memory beside the planner's weights and KV cache for their tokens.
+    #[arg(long, default_value_t = 0)]
+    pub streams: usize,
 }
 
 /// Runs the benchmark.
@@ -47,6 +59,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         args.prompt_tokens > 0 && args.gen_tokens > 1 && args.runs > 0,
         "need ≥1 prompt token, ≥2 generated tokens and ≥1 run"
     );
+    if EngineKind::for_model(&args.model, args.engine)? == EngineKind::LlamaCpp {
+        anyhow::ensure!(
+            !args.constrained,
+            "--constrained measures MLX's steps; add --engine mlx"
+        );
+        return crate::bench_llama::run(&args);
+    }
     let read_s = read_files(&args.model)?;
     let facts = perch_engine::inspect::inspect(&args.model)?;
     let rss_before = resident_bytes();
@@ -56,45 +75,25 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let load_s = start.elapsed().as_secs_f64();
     let loaded_bytes = memory::active() as f64;
     let rss_loaded = resident_bytes().saturating_sub(rss_before) as f64;
-    // Each run's prompt starts elsewhere in the text, so none reuses another's cache.
-    let request = |run: usize| -> anyhow::Result<GenerateRequest> {
-        Ok(GenerateRequest {
-            prompt: bench_prompt(&model, args.prompt_tokens, run)?,
-            max_tokens: args.gen_tokens,
-            ignore_eos: true,
-            ..Default::default()
-        })
-    };
-    let requests = (0..=args.runs + 1)
-        .map(request)
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let requests = bench_requests(&args, &model.tokenizer, args.runs + 2 + args.streams)?;
     let config = model.transformer.config().clone();
-    let context = (args.prompt_tokens + args.gen_tokens + 1).max(600 + args.prompt_tokens);
+    let context = bench_context(&args);
+    let sequences = args.streams.max(1);
     let mut scheduler = Scheduler::on_this_thread(
-        MlxBackend::new(model, context, context),
-        SchedulePolicy::with_sequences(1),
+        MlxBackend::new(model, context, context * sequences),
+        SchedulePolicy::with_sequences(sequences),
     );
 
     memory::reset_peak();
-    let mut runs: Vec<Finished> = Vec::new();
-    for (i, request) in requests.iter().enumerate().take(args.runs + 1) {
-        eprint!(
-            "\r{} run {}/{} …",
-            if i == 0 { "warm-up" } else { "measured" },
-            i,
-            args.runs
-        );
-        let finished = scheduler.generate_now(request.clone())?;
-        if i > 0 {
-            runs.push(finished);
-        }
-    }
-    eprintln!("\r{:40}", "");
+    let runs = timed_runs(&mut scheduler, &requests, args.runs)?;
     let median = |f: &dyn Fn(&Finished) -> f64| median_of(&runs, f);
-    let prefill = median(&|f| f.prompt_tokens as f64 / f.time_to_first_token.as_secs_f64());
-    let decode = median(&|f| (f.completion_tokens - 1) as f64 / f.decode_time.as_secs_f64());
+    let (prefill, decode) = speeds(&runs);
     let build_ms =
         median(&|f| f.graph_build_time.as_secs_f64() * 1e3 / f.decode_steps.max(1) as f64);
+    // Prompt and answer, as a client sees one request.
+    let end_to_end = median(&|f| {
+        f.completion_tokens as f64 / (f.time_to_first_token + f.decode_time).as_secs_f64()
+    });
     let peak_mb = memory::peak() as f64 / 1e6;
     // The plan for this run's context, without the buffer cache (a cap, not a use).
     let planner = MemoryPlanner::new(
@@ -119,6 +118,16 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         times.sort_by(f64::total_cmp);
         idle_ms.push((rows, times[times.len() / 2]));
     }
+    let streams = if args.streams > 0 {
+        Some(measure_streams(
+            &mut scheduler,
+            &requests[args.runs + 2..],
+            facts.weights_bytes,
+            facts.kv_bytes_per_token,
+        )?)
+    } else {
+        None
+    };
     let constrained = if args.constrained {
         Some(measure_constrained(&mut scheduler, &requests, args.runs)?)
     } else {
@@ -141,6 +150,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             "constrained_decode_tok_s": constrained.as_ref().map(|c| c.decode_tok_s),
             "mask_ms_per_token": constrained.as_ref().map(|c| c.mask_ms),
             "mask_share_of_step": constrained.as_ref().map(|c| c.mask_share),
+            "streams": args.streams,
+            "streams_aggregate_tok_s": streams.as_ref().map(|s| s.aggregate_tok_s),
+            "streams_peak_memory_mb": streams.as_ref().map(|s| s.peak_mb),
+            "streams_planned_weights_kv_mb": streams.as_ref().map(|s| s.planned_mb),
         });
         println!("{line}");
     } else {
@@ -186,6 +199,19 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 c.mask_share * 100.0
             );
         }
+        if let Some(s) = &streams {
+            println!(
+                "{} streams       {:.1} tok/s in all, prompts included ({:.2}× one request's \
+                 {end_to_end:.1}); peak memory {:.1} MB, {:.2}× the planner's weights + KV for \
+                 their tokens ({:.1} MB)",
+                args.streams,
+                s.aggregate_tok_s,
+                s.aggregate_tok_s / end_to_end,
+                s.peak_mb,
+                s.peak_mb / s.planned_mb,
+                s.planned_mb
+            );
+        }
         println!("peak memory      {peak_mb:.1} MB (MLX allocator)");
         println!(
             "planned          {:.1} MB weights from the headers; loaded: {:.1} MB (MLX), {:.1} MB \
@@ -209,6 +235,41 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Several generations at once.
+struct StreamsRun {
+    aggregate_tok_s: f64,
+    peak_mb: f64,
+    planned_mb: f64,
+}
+
+/// Runs `requests` together (after dropping what earlier runs left in the prefix cache):
+/// generated tokens per second over all of them from start to end, and MLX's peak memory beside the
+/// planner's weights plus KV cache for the tokens they hold.
+fn measure_streams(
+    scheduler: &mut Scheduler<MlxBackend>,
+    requests: &[GenerateRequest],
+    weights: u64,
+    kv_per_token: u64,
+) -> anyhow::Result<StreamsRun> {
+    eprint!("\r{} streams at once …", requests.len());
+    scheduler.backend_mut().forget_kept();
+    memory::reset_peak();
+    let started = Instant::now();
+    let finished = scheduler.generate_now(requests.to_vec())?;
+    let wall = started.elapsed().as_secs_f64();
+    eprintln!("\r{:40}", "");
+    let generated: usize = finished.iter().map(|f| f.completion_tokens).sum();
+    let tokens: usize = finished
+        .iter()
+        .map(|f| f.prompt_tokens + f.completion_tokens)
+        .sum();
+    Ok(StreamsRun {
+        aggregate_tok_s: generated as f64 / wall,
+        peak_mb: memory::peak() as f64 / 1e6,
+        planned_mb: (weights + kv_per_token * tokens as u64) as f64 / 1e6,
+    })
 }
 
 /// What constrained decoding costs: its speed, and the mask's host time per token.
@@ -259,9 +320,9 @@ fn measure_constrained(
             constraint: Some(constraint.clone()),
             ..request.clone()
         };
-        let finished = scheduler.generate_now(constrained)?;
+        let finished = scheduler.generate_now(vec![constrained])?;
         if i > 0 {
-            measured.push(finished);
+            measured.extend(finished);
         }
     }
     eprintln!("\r{:40}", "");
@@ -274,6 +335,62 @@ fn measure_constrained(
         mask_ms: median(&|f| mask_s(f) * 1e3),
         mask_share: median(&|f| mask_s(f) / step_s(f)),
     })
+}
+
+/// `count` benchmark requests as `args` asks; each run's prompt starts elsewhere in the
+/// text, so none reuses another's cache.
+pub(crate) fn bench_requests(
+    args: &BenchArgs,
+    tokenizer: &Tokenizer,
+    count: usize,
+) -> anyhow::Result<Vec<GenerateRequest>> {
+    (0..count)
+        .map(|run| {
+            Ok(GenerateRequest {
+                prompt: bench_prompt(tokenizer, args.prompt_tokens, run)?,
+                max_tokens: args.gen_tokens,
+                ignore_eos: true,
+                ..Default::default()
+            })
+        })
+        .collect()
+}
+
+/// The context each benchmark sequence is given: its prompt and answer, and room for
+/// the constrained runs' longer answers.
+pub(crate) fn bench_context(args: &BenchArgs) -> usize {
+    (args.prompt_tokens + args.gen_tokens + 1).max(600 + args.prompt_tokens)
+}
+
+/// Runs the first of `requests` as a warm-up, then the next `runs` one at a time: the
+/// measured runs' summaries.
+pub(crate) fn timed_runs<B: Backend>(
+    scheduler: &mut Scheduler<B>,
+    requests: &[GenerateRequest],
+    runs: usize,
+) -> anyhow::Result<Vec<Finished>> {
+    let mut measured = Vec::new();
+    for (i, request) in requests.iter().enumerate().take(runs + 1) {
+        let what = if i == 0 { "warm-up" } else { "measured" };
+        eprint!("\r{what} run {i}/{runs} …");
+        let finished = scheduler.generate_now(vec![request.clone()])?;
+        if i > 0 {
+            measured.extend(finished);
+        }
+    }
+    eprintln!("\r{:40}", "");
+    Ok(measured)
+}
+
+/// Median prefill and decode speeds of `runs`, in tokens per second.
+pub(crate) fn speeds(runs: &[Finished]) -> (f64, f64) {
+    let prefill = median_of(runs, &|f| {
+        f.prompt_tokens as f64 / f.time_to_first_token.as_secs_f64()
+    });
+    let decode = median_of(runs, &|f| {
+        (f.completion_tokens - 1) as f64 / f.decode_time.as_secs_f64()
+    });
+    (prefill, decode)
 }
 
 /// The median over `runs` of what `f` measures.
@@ -310,9 +427,9 @@ fn resident_bytes() -> u64 {
 
 /// A prompt of exactly `n` tokens: ordinary English text, repeated as needed, starting
 /// `run` tokens in (so prompts of different runs share no prefix).
-fn bench_prompt(model: &Model, n: usize, run: usize) -> anyhow::Result<Vec<u32>> {
+fn bench_prompt(tokenizer: &Tokenizer, n: usize, run: usize) -> anyhow::Result<Vec<u32>> {
     let text =
         "The quick brown fox jumps over the lazy dog while the river runs past the old mill. ";
-    let ids = model.tokenizer.encode(text, false)?;
+    let ids = tokenizer.encode(text, false)?;
     Ok(ids.iter().copied().cycle().skip(run).take(n).collect())
 }

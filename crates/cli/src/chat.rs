@@ -8,8 +8,9 @@ use perch_engine::generate::{Event, GenerateRequest};
 use perch_engine::sampler::SamplingParams;
 use perch_engine::text::chat_prompt::ChatInput;
 use perch_engine::text::template::ChatMessage;
-use perch_engine::{Engine, MlxEngine};
+use perch_engine::{Engine, EngineKind, Serving};
 use perch_runtime::hub::HubSettings;
+use perch_runtime::manager::{engine_for, load_on};
 use perch_runtime::names::{self, ModelName, Origin};
 use perch_runtime::Downloads;
 
@@ -24,12 +25,19 @@ pub struct RunArgs {
     /// Most tokens per answer.
     #[arg(long, default_value_t = 1024)]
     max_tokens: usize,
+    /// The engine a GGUF file runs on: llama.cpp or mlx (MLX directories run on MLX).
+    /// Default: the model's catalog entry's, else the settings file's gguf_engine.
+    #[arg(long, value_name = "ENGINE")]
+    engine: Option<EngineKind>,
 }
 
 /// Runs the chat loop on stdin and stdout.
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
-    let (name, path) = match names::parse(&args.model, Origin::Local)? {
-        ModelName::Path(path) => (args.model.clone(), path),
+    let (name, path, engine) = match names::parse(&args.model, Origin::Local)? {
+        ModelName::Path(path) => {
+            let engine = EngineKind::for_model(&path, args.engine)?;
+            (args.model.clone(), path, engine)
+        }
         _ => {
             let store = crate::models::store();
             let model = match store.get(&args.model) {
@@ -39,11 +47,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                     crate::models::pull::pull_here(&downloads, &args.model).await
                 })?,
             };
-            (model.name().to_owned(), model.load_path())
+            let engine = match args.engine {
+                Some(wanted) => EngineKind::for_model(&model.load_path(), Some(wanted))?,
+                None => engine_for(&model, crate::models::settings_file().gguf_engine)?,
+            };
+            (model.name().to_owned(), model.load_path(), engine)
         }
     };
-    eprintln!("loading {name} …");
-    let engine = MlxEngine::load(&path).with_context(|| format!("loading {}", path.display()))?;
+    eprintln!("loading {name} on {engine} …");
+    let engine = load_on(engine, &path, Serving::new(1, usize::MAX))
+        .with_context(|| format!("loading {}", path.display()))?;
     eprintln!("{name} ready. Type a message; /bye to quit.");
     let mut history: Vec<ChatMessage> = Vec::new();
     let stdin = std::io::stdin();

@@ -2,6 +2,7 @@
 //! running node's HTTP API; every subcommand lives in its own module.
 
 mod bench;
+mod bench_llama;
 mod chat;
 mod import;
 mod models;

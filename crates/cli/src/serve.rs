@@ -99,6 +99,11 @@ pub struct ServeArgs {
     /// that many serves fewer. Default: the settings file's, else 4.
     #[arg(long, value_name = "COUNT")]
     parallel: Option<usize>,
+    /// The engine GGUF files run on: llama.cpp (every quantization, llama.cpp's speed) or
+    /// mlx. MLX directories always run on MLX; a catalog entry may name its own. Default:
+    /// the settings file's gguf_engine, else llama.cpp.
+    #[arg(long, value_name = "ENGINE")]
+    engine: Option<perch_engine::EngineKind>,
     /// Gigabytes of memory kept for the operating system and other programs (default 4
     /// on macOS, 2 elsewhere); models are planned within the rest.
     #[arg(long, value_name = "GB")]
@@ -146,6 +151,9 @@ fn settings_with_flags(args: &ServeArgs) -> anyhow::Result<std::sync::Arc<LiveSe
         }
         if let Some(count) = args.parallel {
             s.parallel = count;
+        }
+        if let Some(engine) = args.engine {
+            s.gguf_engine = engine;
         }
         if !args.allow_hosts.is_empty() {
             s.allowed_hosts = args.allow_hosts.clone();

@@ -3,10 +3,12 @@
 //! answers in milliseconds for a model of any size, and it is what the memory planner
 //! and the model manifests use.
 //!
-//! The byte counts follow what loading does on this machine: floating-point tensors are
-//! held in the compute dtype (float32 on the CPU, float16 elsewhere), Q4_0, Q4_1 and Q8_0
-//! GGUF tensors stay packed with a scale and a bias per group of 32, other GGUF types are
-//! widened, and MLX's packed `uint32` weights stay as they are.
+//! The byte counts follow what loading does on this machine, on the engine that runs the
+//! model. On MLX, floating-point tensors are held in the compute dtype (float32 on the
+//! CPU, float16 elsewhere), Q4_0, Q4_1 and Q8_0 GGUF tensors stay packed with a scale and
+//! a bias per group of 32, other GGUF types are widened, and MLX's packed `uint32` weights
+//! stay as they are. On llama.cpp, a GGUF's tensors are used as the file holds them
+//! (memory-mapped) and the KV cache is float16.
 
 use std::path::Path;
 
@@ -14,6 +16,7 @@ use perch_mlx::io::{GgufSummary, GgufTensorInfo, SafetensorsTensor};
 use perch_mlx::{DeviceKind, Dtype};
 
 use crate::config::ModelConfig;
+use crate::engine_kind::EngineKind;
 use crate::{EngineError, Result};
 
 /// How a model is stored.
@@ -61,15 +64,25 @@ pub struct ModelFacts {
     pub vocab_size: u64,
     /// The Jinja chat template, if the model has one.
     pub chat_template: Option<String>,
+    /// The engine the byte counts are for.
+    pub engine: EngineKind,
 }
 
-/// Reads the facts of the model at `path`: a `.gguf` file or an MLX directory.
+/// Reads the facts of the model at `path` (a `.gguf` file or an MLX directory), as the
+/// engine it runs on by default would hold it.
 pub fn inspect(path: &Path) -> Result<ModelFacts> {
+    inspect_on(path, EngineKind::for_model(path, None)?)
+}
+
+/// Reads the facts of the model at `path` as `engine` would hold it (an invalid request
+/// when that engine cannot read it).
+pub fn inspect_on(path: &Path, engine: EngineKind) -> Result<ModelFacts> {
+    let engine = EngineKind::for_model(path, Some(engine))?;
     if path.is_dir() {
         inspect_mlx_dir(path)
     } else {
         let header = perch_mlx::io::read_gguf_header(path)?;
-        facts_of_gguf(&header)
+        facts_of_gguf(&header, engine)
     }
 }
 
@@ -83,8 +96,8 @@ pub fn compute_element_bytes() -> u64 {
     }
 }
 
-/// Facts from a checked GGUF header.
-pub fn facts_of_gguf(header: &GgufSummary) -> Result<ModelFacts> {
+/// Facts from a checked GGUF header, for `engine`.
+pub fn facts_of_gguf(header: &GgufSummary, engine: EngineKind) -> Result<ModelFacts> {
     let text = |key: &str| header.scalars.get(key).and_then(|v| v.as_str());
     let arch = text("general.architecture")
         .ok_or_else(|| EngineError::InvalidModel("GGUF has no general.architecture".into()))?
@@ -114,6 +127,20 @@ pub fn facts_of_gguf(header: &GgufSummary) -> Result<ModelFacts> {
         })
         .unwrap_or(0);
     let element = compute_element_bytes();
+    let (weights_bytes, kv_element) = match engine {
+        EngineKind::Mlx => (
+            header
+                .tensor_infos
+                .iter()
+                .map(|t| gguf_loaded_bytes(t, element))
+                .sum(),
+            element,
+        ),
+        EngineKind::LlamaCpp => (
+            header.tensor_infos.iter().map(|t| t.bytes).sum(),
+            Dtype::Float16.size_of() as u64,
+        ),
+    };
     let file_type = header
         .scalars
         .get("general.file_type")
@@ -124,17 +151,14 @@ pub fn facts_of_gguf(header: &GgufSummary) -> Result<ModelFacts> {
         parameters: header.tensor_infos.iter().map(|t| t.elements).sum(),
         quantization: file_type.and_then(gguf_file_type_name).map(str::to_owned),
         context_length: number("context_length").unwrap_or(4096),
-        weights_bytes: header
-            .tensor_infos
-            .iter()
-            .map(|t| gguf_loaded_bytes(t, element))
-            .sum(),
-        kv_bytes_per_token: 2 * layers * kv_heads * head_dim * element,
+        weights_bytes,
+        kv_bytes_per_token: 2 * layers * kv_heads * head_dim * kv_element,
         activation_bytes_per_token: activation_elements(hidden, intermediate, heads * head_dim)
             * element,
         attention_heads: heads,
         vocab_size: vocab,
         chat_template: text("tokenizer.chat_template").map(str::to_owned),
+        engine,
     })
 }
 
@@ -170,6 +194,19 @@ fn gguf_file_type_name(file_type: u64) -> Option<&'static str> {
         16 => "Q5_K_S",
         17 => "Q5_K_M",
         18 => "Q6_K",
+        19 => "IQ2_XXS",
+        20 => "IQ2_XS",
+        21 => "Q2_K_S",
+        22 => "IQ3_XS",
+        23 => "IQ3_XXS",
+        24 => "IQ1_S",
+        25 => "IQ4_NL",
+        26 => "IQ3_S",
+        27 => "IQ3_M",
+        28 => "IQ2_S",
+        29 => "IQ2_M",
+        30 => "IQ4_XS",
+        31 => "IQ1_M",
         32 => "BF16",
         _ => return None,
     })
@@ -246,6 +283,7 @@ pub fn facts_of_config(config: &ModelConfig, tensors: &[SafetensorsTensor]) -> M
         attention_heads: as_u64(c.num_attention_heads),
         vocab_size: as_u64(c.vocab_size),
         chat_template: None,
+        engine: EngineKind::Mlx,
     }
 }
 

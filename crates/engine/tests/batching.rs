@@ -13,13 +13,13 @@ use perch_engine::generate::{Event, FinishReason, Finished, GenerateRequest, Pha
 use perch_engine::sampler::SamplingParams;
 use perch_engine::text::chat_prompt::ChatInput;
 use perch_engine::text::template::ChatMessage;
-use perch_engine::{Engine, GenerationStream, MlxEngine, Serving};
+use perch_engine::{Engine, GenerationStream, MlxEngine, ModelEngine, Serving};
 
-fn engine(sequences: usize, context: usize) -> MlxEngine {
+fn engine(sequences: usize, context: usize) -> ModelEngine {
     MlxEngine::load_serving(&test_model(), Serving::new(sequences, context)).expect("SmolLM2 loads")
 }
 
-fn chat_prompt(engine: &MlxEngine, question: &str) -> Vec<u32> {
+fn chat_prompt(engine: &ModelEngine, question: &str) -> Vec<u32> {
     engine
         .chat(&ChatInput::messages(&[ChatMessage::new("user", question)]))
         .unwrap()

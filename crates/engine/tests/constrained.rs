@@ -12,12 +12,12 @@ use perch_engine::reply::{ReplyPart, ToolSyntax};
 use perch_engine::sampler::SamplingParams;
 use perch_engine::text::chat_prompt::ChatInput;
 use perch_engine::text::template::ChatMessage;
-use perch_engine::{Engine, EngineError, MlxEngine};
+use perch_engine::{Engine, EngineError, MlxEngine, ModelEngine};
 use serde_json::{json, Value};
 use std::sync::OnceLock;
 
-fn engine() -> &'static MlxEngine {
-    static ENGINE: OnceLock<MlxEngine> = OnceLock::new();
+fn engine() -> &'static ModelEngine {
+    static ENGINE: OnceLock<ModelEngine> = OnceLock::new();
     ENGINE.get_or_init(|| MlxEngine::load(&test_model()).expect("SmolLM2 loads"))
 }
 

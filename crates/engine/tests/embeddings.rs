@@ -8,7 +8,7 @@ mod common;
 
 use common::{mlx_lm_reference as reference, test_model};
 use perch_engine::embed::{EmbedRequest, EmbeddingRecipe, Pooling};
-use perch_engine::{Engine, EngineError, MlxEngine};
+use perch_engine::{Engine, EngineError, MlxEngine, ModelEngine};
 use perch_test_support::ScratchDir;
 use serde_json::json;
 
@@ -38,7 +38,7 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 
 /// Embeds `TEXTS` with `engine` and with the reference, and compares them pairwise.
 fn check(
-    engine: &MlxEngine,
+    engine: &ModelEngine,
     dir: &ScratchDir,
     pooling: &str,
     normalize: bool,

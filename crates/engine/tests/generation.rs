@@ -10,10 +10,10 @@ use perch_engine::generate::{Event, FinishReason, Finished, GenerateRequest, Pha
 use perch_engine::sampler::SamplingParams;
 use perch_engine::text::chat_prompt::ChatInput;
 use perch_engine::text::template::ChatMessage;
-use perch_engine::{Engine, EngineError, MlxEngine};
+use perch_engine::{Engine, EngineError, MlxEngine, ModelEngine};
 
-fn engine() -> &'static MlxEngine {
-    static ENGINE: OnceLock<MlxEngine> = OnceLock::new();
+fn engine() -> &'static ModelEngine {
+    static ENGINE: OnceLock<ModelEngine> = OnceLock::new();
     ENGINE.get_or_init(|| MlxEngine::load(&test_model()).expect("SmolLM2 loads"))
 }
 
@@ -234,9 +234,11 @@ fn end_of(stream: perch_engine::GenerationStream) -> Finished {
     end.expect("a cancelled generation still ends with Done")
 }
 
-/// A model of the test's own, so no other test's request is ahead of this one's.
-fn own_engine() -> MlxEngine {
-    MlxEngine::load(&test_model()).expect("SmolLM2 loads")
+/// A model of the test's own, so no other test's request is ahead of this one's, serving
+/// one request at a time, so a second one waits.
+fn own_engine() -> ModelEngine {
+    MlxEngine::load_serving(&test_model(), perch_engine::Serving::new(1, usize::MAX))
+        .expect("SmolLM2 loads")
 }
 
 #[test]

@@ -30,6 +30,9 @@ pub struct CatalogEntry {
     pub shape: Shape,
     /// Where to fetch it, first choice first.
     pub sources: Vec<Source>,
+    /// The engine it runs on when not the one its files choose (a GGUF on MLX).
+    #[serde(default)]
+    pub engine: Option<perch_engine::EngineKind>,
 }
 
 /// A transformer's dimensions, enough to count its parameters and bytes.

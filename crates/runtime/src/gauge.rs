@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use perch_engine::EngineKind;
 use serde::Serialize;
 use sysinfo::System;
 use tokio::sync::watch;
@@ -100,7 +101,20 @@ fn read(system: &mut System, manager: &ModelManager) -> MemoryReading {
             }
         })
         .collect();
-    let used_by_perch = (perch_mlx::memory::active() + perch_mlx::memory::cache()) as u64;
+    // MLX counts what it allocates; llama.cpp's models hold their mapped weights and a KV
+    // cache allocated whole at load.
+    let outside_mlx: u64 = manager
+        .loaded()
+        .iter()
+        .map(|m| m.engine.info())
+        .filter(|info| info.engine == EngineKind::LlamaCpp)
+        .map(|info| {
+            let pool = info.serving.context * info.serving.sequences;
+            (info.weights_bytes + info.kv_bytes_per_token * pool) as u64
+        })
+        .sum();
+    let used_by_perch =
+        (perch_mlx::memory::active() + perch_mlx::memory::cache()) as u64 + outside_mlx;
     let budget = manager.planner().budget().usable();
     let planned: u64 = manager.residents().iter().map(|r| r.bytes).sum();
     MemoryReading {

@@ -99,6 +99,7 @@ impl Node {
             keep_alive: now.keep_alive(),
             max_loaded: now.max_loaded_models,
             load_timeout: settings.load_timeout,
+            gguf_engine: now.gguf_engine,
         };
         let manager = ModelManager::new(store.clone(), planner, manager_settings);
         follow(&live, manager.clone());

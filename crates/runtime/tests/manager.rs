@@ -60,6 +60,7 @@ fn manager_keeping(store: ModelStore, models: f64, keep_alive: KeepAlive) -> Mod
             keep_alive,
             max_loaded: 4,
             load_timeout: Duration::from_secs(120),
+            gguf_engine: perch_engine::EngineKind::LlamaCpp,
         },
     )
 }

@@ -2,8 +2,8 @@
 //! catalog's shapes against a real file's header, and verdicts for a table of model
 //! sizes and machine sizes.
 
-use perch_engine::inspect::inspect;
-use perch_engine::{Engine, MlxEngine};
+use perch_engine::inspect::{inspect, inspect_on};
+use perch_engine::{Engine, EngineKind, MlxEngine, Serving};
 use perch_runtime::catalog;
 use perch_runtime::planner::{Budget, Fit, Footprint, MemoryPlanner, Resident};
 
@@ -12,7 +12,7 @@ const GB: u64 = 1_000_000_000;
 #[test]
 fn header_estimates_match_what_loading_takes() {
     let path = perch_test_support::test_model();
-    let facts = inspect(&path).unwrap();
+    let facts = inspect_on(&path, EngineKind::Mlx).unwrap();
     let engine = MlxEngine::load(&path).unwrap();
     let info = engine.info();
     assert_eq!(facts.weights_bytes, info.weights_bytes as u64);
@@ -26,9 +26,28 @@ fn header_estimates_match_what_loading_takes() {
 }
 
 #[test]
+fn header_estimates_match_what_llama_cpp_takes() {
+    let path = perch_test_support::test_model();
+    let facts = inspect(&path).unwrap();
+    assert_eq!(facts.engine, EngineKind::LlamaCpp, "GGUF runs on llama.cpp");
+    let engine = perch_llama::load(&path, Serving::new(1, 512)).unwrap();
+    let info = engine.info();
+    // llama.cpp's own count of its tensors' bytes, and its float16 keys and values.
+    assert_eq!(facts.weights_bytes, info.weights_bytes as u64);
+    assert_eq!(facts.kv_bytes_per_token, info.kv_bytes_per_token as u64);
+    let mlx = inspect_on(&path, EngineKind::Mlx).unwrap();
+    assert!(
+        facts.weights_bytes < mlx.weights_bytes
+            && facts.kv_bytes_per_token <= mlx.kv_bytes_per_token
+    );
+}
+
+#[test]
 fn the_catalog_sizes_smollm2_as_its_file_does() {
+    // The catalog's shapes size a model as MLX holds it (on llama.cpp a GGUF takes less:
+    // the test above).
     let entry = catalog::find("smollm2:135m").unwrap();
-    let facts = inspect(&perch_test_support::test_model()).unwrap();
+    let facts = inspect_on(&perch_test_support::test_model(), EngineKind::Mlx).unwrap();
     let element = perch_engine::inspect::compute_element_bytes();
     let from_shape = entry.shape.footprint(element, entry.context_length);
     let from_file = Footprint::from(&facts);

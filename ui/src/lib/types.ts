@@ -20,6 +20,8 @@ export interface LocalModel {
   size: number;
   read_only: boolean;
   loaded: boolean;
+  /** The engine it runs on. */
+  engine: EngineName | null;
   fit: FitReport | null;
 }
 
@@ -99,6 +101,8 @@ export interface ChatChunk {
 
 export type ListenMode = "loopback" | "tailscale" | "network";
 
+export type EngineName = "llama.cpp" | "mlx";
+
 export interface Settings {
   listen: ListenMode;
   port: number;
@@ -107,6 +111,8 @@ export interface Settings {
   max_loaded_models: number;
   /** Requests each model answers at once, batched together. */
   parallel: number;
+  /** The engine GGUF files run on (MLX directories always run on MLX). */
+  gguf_engine: EngineName;
   allowed_origins: string[];
   /** The port actually listened on (differs from `port` when that is 0). */
   listening_port: number | null;
@@ -122,7 +128,7 @@ export interface Settings {
 export type SettingsChange = Partial<
   Pick<
     Settings,
-    "listen" | "keep_alive" | "context_length" | "max_loaded_models" | "parallel" | "allowed_origins"
+    "listen" | "keep_alive" | "context_length" | "max_loaded_models" | "parallel" | "gguf_engine" | "allowed_origins"
   >
 >;
 

@@ -3,26 +3,31 @@
 
 use anyhow::{bail, Context};
 use perch_engine::embed::EmbeddingRecipe;
+use perch_engine::inspect::ModelFacts;
 use perch_engine::sampling_defaults::SamplingDefaults;
+use perch_runtime::manager::engine_for;
 use perch_runtime::node::system_budget;
 use perch_runtime::planner::{Footprint, MemoryPlanner};
-use perch_runtime::settings::{LiveSettings, Settings};
+use perch_runtime::store::LocalModel;
 use perch_runtime::NodeSettings;
 
-use super::{block_on, size, store};
+use super::{block_on, settings_file, size, store};
 use crate::remote::Remote;
 
 /// A planner for this machine with nothing loaded, at the context the settings give.
 fn planner() -> MemoryPlanner {
     let settings = NodeSettings::from_env();
-    let context = LiveSettings::open(&perch_runtime::dirs::settings_file(), |_| {})
-        .map(|live| live.current().context_length)
-        .unwrap_or_else(|_| Settings::default().context_length);
     MemoryPlanner::new(
         system_budget(settings.os_reserve),
         settings.buffer_cache,
-        context,
+        settings_file().context_length,
     )
+}
+
+/// The facts of `model` on the engine it runs on with the settings file's values.
+fn facts_of(model: &LocalModel) -> perch_engine::Result<ModelFacts> {
+    let engine = engine_for(model, settings_file().gguf_engine)?;
+    perch_engine::inspect::inspect_on(&model.load_path(), engine)
 }
 
 /// One line of `perch ls`.
@@ -115,7 +120,7 @@ fn local_rows(planner: &MemoryPlanner) -> Vec<Row> {
         .list()
         .into_iter()
         .map(|model| {
-            let fit = perch_engine::inspect::inspect(&model.load_path()).map_or_else(
+            let fit = facts_of(&model).map_or_else(
                 |e| format!("unreadable: {e}"),
                 |facts| {
                     let verdict = planner.verdict(&Footprint::from(&facts), &[]);
@@ -183,12 +188,13 @@ pub fn show(args: super::NameArg) -> anyhow::Result<()> {
     let model = store()
         .get(&args.name)
         .with_context(|| format!("{} is not on this machine", args.name))?;
-    let facts = perch_engine::inspect::inspect(&model.load_path())?;
+    let facts = facts_of(&model)?;
     let verdict = planner().verdict(&Footprint::from(&facts), &[]);
     let m = &model.manifest;
     println!("name          {}", m.name);
     println!("source        {}", serde_json::to_string(&m.source)?);
     println!("format        {}", m.format);
+    println!("engine        {}", facts.engine);
     println!("architecture  {}", m.architecture);
     println!("parameters    {}", m.parameters);
     println!(

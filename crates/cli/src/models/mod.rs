@@ -13,6 +13,13 @@ pub use changes::{add, load, rm, unload, verify, AddArgs, LoadArgs, NameArg};
 pub use listing::{ls, ps, show};
 pub use pull::{pull, PullArgs};
 
+/// The settings file's values (the defaults where it is missing or unreadable).
+pub fn settings_file() -> perch_runtime::settings::Settings {
+    perch_runtime::settings::LiveSettings::open(&perch_runtime::dirs::settings_file(), |_| {})
+        .map(|live| live.current())
+        .unwrap_or_default()
+}
+
 /// The store at `PERCH_HOME` (or the platform's data directory), with the Hugging Face
 /// cache beside it.
 pub fn store() -> ModelStore {

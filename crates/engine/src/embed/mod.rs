@@ -203,8 +203,9 @@ fn real_positions(padding: &[usize], start: usize, columns: usize) -> Result<Arr
     )?)
 }
 
-/// `vector` cut to `dimensions` and, when `normalize`, scaled to unit length.
-fn finish(mut vector: Vec<f32>, dimensions: Option<usize>, normalize: bool) -> Vec<f32> {
+/// `vector` cut to `dimensions` and, when `normalize`, scaled to unit length: the last
+/// touches every engine gives a pooled vector.
+pub fn finish(mut vector: Vec<f32>, dimensions: Option<usize>, normalize: bool) -> Vec<f32> {
     if let Some(d) = dimensions {
         vector.truncate(d);
     }

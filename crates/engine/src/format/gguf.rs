@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use perch_mlx::io::Gguf;
+use perch_mlx::io::{Gguf, GgufArray, GgufScalar, GgufSummary};
 use perch_mlx::{Array, Dtype};
 
 use super::ModelFiles;
@@ -18,45 +18,34 @@ use crate::{EngineError, Result};
 /// GGUF stores every quantized type MLX keeps packed (Q4_0, Q4_1, Q8_0) in groups of 32.
 const GGUF_GROUP_SIZE: i32 = 32;
 
-/// Reads a GGUF model.
-pub fn read(path: &Path) -> Result<ModelFiles> {
+/// What a GGUF's header says of the model, with no tensor read: enough to serve it from
+/// an engine that reads the weights itself (llama.cpp).
+pub struct GgufText {
+    /// Hyper-parameters.
+    pub config: ModelConfig,
+    /// The tokenizer, rebuilt from the metadata.
+    pub tokenizer: Tokenizer,
+    /// The `tokenizer.json` text it was built from.
+    pub tokenizer_json: String,
+    /// The Jinja chat template, if the model has one.
+    pub chat_template: Option<String>,
+    /// Token ids that end generation.
+    pub eos_token_ids: Vec<u32>,
+}
+
+/// Reads the header of the GGUF model at `path` (checked first) into its config, tokenizer
+/// and chat template.
+pub fn read_text(path: &Path) -> Result<GgufText> {
     if !path.exists() {
         return Err(EngineError::io(
             path,
             std::io::Error::from(std::io::ErrorKind::NotFound),
         ));
     }
-    let gguf = Gguf::open(path)?;
-    let arch_name = gguf
-        .metadata_string("general.architecture")?
-        .ok_or_else(|| EngineError::InvalidModel("GGUF has no general.architecture".into()))?;
-    let architecture = Architecture::from_name(&arch_name)?;
-    let names = gguf.tensor_names();
-    if names.iter().any(|n| n == "rope_freqs.weight") {
-        return Err(EngineError::InvalidModel(
-            "this GGUF carries Llama 3 rope factors (rope_freqs), which Perch does not read yet; \
-             use the model's MLX version"
-                .into(),
-        ));
-    }
-
-    let mut tensors = HashMap::with_capacity(names.len());
-    for name in &names {
-        let hf = hf_name(name)
-            .ok_or_else(|| EngineError::InvalidModel(format!("unexpected GGUF tensor {name}")))?;
-        tensors.insert(hf, gguf.tensor(name)?);
-    }
-    let mut config = read_config(&gguf, &arch_name, architecture, &tensors)?;
-    config.quantization = quantization_of(&tensors);
-    if architecture == Architecture::Llama {
-        unpermute_qk(&mut tensors, &config)?;
-    }
-    let notes = dequantization_note(&gguf, &tensors, path)?
-        .into_iter()
-        .collect();
-
+    let header = perch_mlx::io::read_gguf_header(path)?;
+    let config = read_config(&header)?;
     let started = std::time::Instant::now();
-    let built = gguf_tokenizer::build(&gguf)?;
+    let built = gguf_tokenizer::build(&header)?;
     let tokenizer = Tokenizer::from_json(
         &built.json,
         built.bos_token.clone(),
@@ -66,13 +55,53 @@ pub fn read(path: &Path) -> Result<ModelFiles> {
         tokenizer_ms = (started.elapsed().as_secs_f64() * 1e3).round(),
         "GGUF tokenizer rebuilt"
     );
+    Ok(GgufText {
+        config,
+        tokenizer,
+        tokenizer_json: built.json,
+        chat_template: header
+            .scalars
+            .get("tokenizer.chat_template")
+            .and_then(GgufScalar::as_str)
+            .map(str::to_owned),
+        eos_token_ids: built.eos_token_ids,
+    })
+}
+
+/// Reads a GGUF model: its header as [`read_text`] does, and its tensors through MLX's
+/// loader.
+pub fn read(path: &Path) -> Result<ModelFiles> {
+    let text = read_text(path)?;
+    let gguf = Gguf::open(path)?;
+    let names = gguf.tensor_names();
+    if names.iter().any(|n| n == "rope_freqs.weight") {
+        return Err(EngineError::InvalidModel(
+            "this GGUF carries Llama 3 rope factors (rope_freqs), which Perch's MLX engine \
+             does not read yet; use the model's MLX version or the llama.cpp engine"
+                .into(),
+        ));
+    }
+    let mut tensors = HashMap::with_capacity(names.len());
+    for name in &names {
+        let hf = hf_name(name)
+            .ok_or_else(|| EngineError::InvalidModel(format!("unexpected GGUF tensor {name}")))?;
+        tensors.insert(hf, gguf.tensor(name)?);
+    }
+    let mut config = text.config;
+    config.quantization = quantization_of(&tensors);
+    if config.architecture == Architecture::Llama {
+        unpermute_qk(&mut tensors, &config)?;
+    }
+    let notes = dequantization_note(&gguf, &tensors, path)?
+        .into_iter()
+        .collect();
     Ok(ModelFiles {
         config,
         tensors,
-        tokenizer,
-        chat_template: gguf.metadata_string("tokenizer.chat_template")?,
-        eos_token_ids: built.eos_token_ids,
-        tokenizer_json: built.json,
+        tokenizer: text.tokenizer,
+        chat_template: text.chat_template,
+        eos_token_ids: text.eos_token_ids,
+        tokenizer_json: text.tokenizer_json,
         notes,
     })
 }
@@ -110,40 +139,34 @@ fn hf_name(gguf_name: &str) -> Option<String> {
     Some(format!("{module}.{suffix}"))
 }
 
-fn read_config(
-    gguf: &Gguf,
-    arch: &str,
-    architecture: Architecture,
-    tensors: &HashMap<String, Array>,
-) -> Result<ModelConfig> {
-    let int = |key: &str| -> Result<Option<i32>> {
-        Ok(gguf
-            .metadata_int(&format!("{arch}.{key}"))?
-            .map(|v| v as i32))
-    };
+/// The model's hyper-parameters, from the header's metadata and tensor list.
+fn read_config(header: &GgufSummary) -> Result<ModelConfig> {
+    let arch = header
+        .scalars
+        .get("general.architecture")
+        .and_then(GgufScalar::as_str)
+        .ok_or_else(|| EngineError::InvalidModel("GGUF has no general.architecture".into()))?;
+    let architecture = Architecture::from_name(arch)?;
+    let scalar = |key: &str| header.scalars.get(&format!("{arch}.{key}"));
+    let int = |key: &str| scalar(key).and_then(GgufScalar::as_u64).map(|v| v as i32);
     let required = |key: &str| -> Result<i32> {
-        int(key)?.ok_or_else(|| EngineError::InvalidModel(format!("GGUF has no {arch}.{key}")))
+        int(key).ok_or_else(|| EngineError::InvalidModel(format!("GGUF has no {arch}.{key}")))
     };
-    let float = |key: &str| -> Result<Option<f32>> {
-        Ok(gguf
-            .metadata_float(&format!("{arch}.{key}"))?
-            .map(|v| v as f32))
-    };
+    let float = |key: &str| scalar(key).and_then(GgufScalar::as_f64).map(|v| v as f32);
+    let has_tensor = |name: &str| header.tensor_infos.iter().any(|t| t.name == name);
     let hidden_size = required("embedding_length")?;
     let heads = required("attention.head_count")?;
-    let vocab_size = match int("vocab_size")? {
+    let vocab_size = match int("vocab_size") {
         Some(v) => v,
-        None => gguf
-            .metadata_strings("tokenizer.ggml.tokens")?
-            .map_or(0, |t| t.len() as i32),
+        None => match header.arrays.get("tokenizer.ggml.tokens") {
+            Some(GgufArray::Strings(tokens)) => tokens.len() as i32,
+            _ => 0,
+        },
     };
-    let rope_scaling = match gguf
-        .metadata_string(&format!("{arch}.rope.scaling.type"))?
-        .as_deref()
-    {
+    let rope_scaling = match scalar("rope.scaling.type").and_then(GgufScalar::as_str) {
         None | Some("none") => None,
         Some("linear") => Some(RopeScaling::Linear {
-            factor: float("rope.scaling.factor")?.unwrap_or(1.0),
+            factor: float("rope.scaling.factor").unwrap_or(1.0),
         }),
         Some(other) => {
             return Err(EngineError::InvalidModel(format!(
@@ -157,15 +180,15 @@ fn read_config(
         num_hidden_layers: required("block_count")?,
         intermediate_size: required("feed_forward_length")?,
         num_attention_heads: heads,
-        num_key_value_heads: int("attention.head_count_kv")?.unwrap_or(heads),
-        head_dim: int("attention.key_length")?.unwrap_or(hidden_size / heads.max(1)),
+        num_key_value_heads: int("attention.head_count_kv").unwrap_or(heads),
+        head_dim: int("attention.key_length").unwrap_or(hidden_size / heads.max(1)),
         vocab_size,
-        rms_norm_eps: float("attention.layer_norm_rms_epsilon")?.unwrap_or(1e-5),
-        rope_theta: float("rope.freq_base")?.unwrap_or(10_000.0),
+        rms_norm_eps: float("attention.layer_norm_rms_epsilon").unwrap_or(1e-5),
+        rope_theta: float("rope.freq_base").unwrap_or(10_000.0),
         rope_scaling,
-        tie_word_embeddings: !tensors.contains_key("lm_head.weight"),
-        max_position_embeddings: int("context_length")?.unwrap_or(4096),
-        attention_bias: tensors.contains_key("model.layers.0.self_attn.q_proj.bias"),
+        tie_word_embeddings: !has_tensor("output.weight"),
+        max_position_embeddings: int("context_length").unwrap_or(4096),
+        attention_bias: has_tensor("blk.0.attn_q.bias"),
         quantization: None,
     };
     config.validate()?;

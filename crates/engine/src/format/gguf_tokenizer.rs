@@ -2,7 +2,7 @@
 //! vocabularies (`tokenizer.ggml.model = gpt2`): vocab, merges, special tokens by token
 //! type, and the pre-tokenizer named by `tokenizer.ggml.pre`.
 
-use perch_mlx::io::{Gguf, MetadataValue};
+use perch_mlx::io::{GgufArray, GgufScalar, GgufSummary};
 use serde_json::{json, Value};
 
 use crate::{EngineError, Result};
@@ -28,36 +28,42 @@ pub struct BuiltTokenizer {
     pub eos_token_ids: Vec<u32>,
 }
 
-/// Builds the tokenizer of a GGUF model.
-pub fn build(gguf: &Gguf) -> Result<BuiltTokenizer> {
-    let model = gguf
-        .metadata_string("tokenizer.ggml.model")?
-        .unwrap_or_default();
+/// Builds the tokenizer of a GGUF model from its checked header.
+pub fn build(header: &GgufSummary) -> Result<BuiltTokenizer> {
+    let text = |key: &str| header.scalars.get(key).and_then(GgufScalar::as_str);
+    let strings = |key: &str| match header.arrays.get(key) {
+        Some(GgufArray::Strings(list)) => Some(list),
+        _ => None,
+    };
+    let model = text("tokenizer.ggml.model").unwrap_or_default();
     if model != "gpt2" {
         return Err(EngineError::Tokenizer(format!(
             "GGUF tokenizer model {model:?} is not supported yet (byte-level BPE, \"gpt2\", is)"
         )));
     }
-    let tokens = gguf
-        .metadata_strings("tokenizer.ggml.tokens")?
+    let tokens = strings("tokenizer.ggml.tokens")
         .ok_or_else(|| EngineError::Tokenizer("GGUF has no tokenizer.ggml.tokens".into()))?;
-    let merges = gguf
-        .metadata_strings("tokenizer.ggml.merges")?
+    let merges = strings("tokenizer.ggml.merges")
+        .cloned()
         .unwrap_or_default();
-    let types: Vec<i32> = match gguf.metadata("tokenizer.ggml.token_type")? {
-        Some(MetadataValue::Array(a)) => a.astype(perch_mlx::Dtype::Int32)?.to_vec()?,
+    let types: Vec<i32> = match header.arrays.get("tokenizer.ggml.token_type") {
+        Some(GgufArray::Numbers(kinds)) => kinds.iter().map(|&k| k as i32).collect(),
         _ => vec![1; tokens.len()],
     };
-    let pre = gguf
-        .metadata_string("tokenizer.ggml.pre")?
-        .unwrap_or_else(|| "default".into());
-    let id = |key: &str| -> Result<Option<u32>> { Ok(gguf.metadata_int(key)?.map(|v| v as u32)) };
+    let pre = text("tokenizer.ggml.pre").unwrap_or("default");
+    let id = |key: &str| -> Result<Option<u32>> {
+        Ok(header
+            .scalars
+            .get(key)
+            .and_then(GgufScalar::as_u64)
+            .map(|v| v as u32))
+    };
     let bos_id = id("tokenizer.ggml.bos_token_id")?;
     let eos_id = id("tokenizer.ggml.eos_token_id")?;
-    let add_bos = match gguf.metadata("tokenizer.ggml.add_bos_token")? {
-        Some(MetadataValue::Array(a)) => a.astype(perch_mlx::Dtype::Int32)?.item::<i32>()? != 0,
-        _ => false,
-    };
+    let add_bos = matches!(
+        header.scalars.get("tokenizer.ggml.add_bos_token"),
+        Some(GgufScalar::Bool(true))
+    );
     let text_of = |id: Option<u32>| id.and_then(|i| tokens.get(i as usize).cloned());
 
     let mut vocab = serde_json::Map::with_capacity(tokens.len());
@@ -74,7 +80,7 @@ pub fn build(gguf: &Gguf) -> Result<BuiltTokenizer> {
     }
     let byte_level = |use_regex: bool| json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": use_regex});
     let split = |pattern: &str| json!({"type": "Split", "pattern": {"Regex": pattern}, "behavior": "Isolated", "invert": false});
-    let pre_tokenizer = match pre.as_str() {
+    let pre_tokenizer = match pre {
         "default" | "gpt2" => byte_level(true),
         "smollm" => json!({"type": "Sequence", "pretokenizers": [
             {"type": "Digits", "individual_digits": true}, byte_level(true)]}),

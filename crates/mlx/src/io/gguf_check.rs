@@ -31,9 +31,11 @@ pub struct GgufSummary {
     pub tensors: u64,
     /// Number of metadata entries.
     pub metadata: u64,
-    /// The metadata entries that hold one number, flag or string (arrays are left out:
-    /// they are the tokenizer's vocabulary, which planning never needs).
+    /// The metadata entries that hold one number, flag or string.
     pub scalars: BTreeMap<String, GgufScalar>,
+    /// The metadata entries that hold a list of numbers or strings (the tokenizer's
+    /// vocabulary, merges, token types and scores); nested lists are left out.
+    pub arrays: BTreeMap<String, GgufArray>,
     /// Each tensor's type, element count and bytes in the file, in header order.
     pub tensor_infos: Vec<GgufTensorInfo>,
 }
@@ -60,6 +62,15 @@ impl GgufScalar {
         }
     }
 
+    /// The value as a number, if it is one.
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            GgufScalar::Int(n) => Some(*n as f64),
+            GgufScalar::Float(x) => Some(*x),
+            _ => None,
+        }
+    }
+
     /// The value as text, if it is text.
     pub fn as_str(&self) -> Option<&str> {
         match self {
@@ -67,6 +78,16 @@ impl GgufScalar {
             _ => None,
         }
     }
+}
+
+/// One metadata list.
+#[derive(Clone, Debug, PartialEq)]
+pub enum GgufArray {
+    /// Numbers of any type (integers, floats, flags), as `f64` (exact for every integer a
+    /// tokenizer's metadata holds).
+    Numbers(Vec<f64>),
+    /// Strings.
+    Strings(Vec<String>),
 }
 
 /// One tensor as the header declares it.
@@ -116,6 +137,7 @@ pub fn check_gguf(reader: impl Read, len: u64) -> Result<GgufSummary> {
     let metadata = r.count("metadata entry", 8 + 4 + 1)?;
     let mut alignment = 32u64;
     let mut scalars = BTreeMap::new();
+    let mut arrays = BTreeMap::new();
     for _ in 0..metadata {
         let key = r.string()?;
         let kind = r.u32()?;
@@ -132,6 +154,8 @@ pub fn check_gguf(reader: impl Read, len: u64) -> Result<GgufSummary> {
             scalars.insert(key, GgufScalar::Int(alignment as i64));
         } else if let Some(value) = r.scalar(kind)? {
             scalars.insert(key, value);
+        } else if let Some(list) = r.array(kind)? {
+            arrays.insert(key, list);
         } else {
             r.skip_value(kind, 0)?;
         }
@@ -185,6 +209,7 @@ pub fn check_gguf(reader: impl Read, len: u64) -> Result<GgufSummary> {
         tensors,
         metadata,
         scalars,
+        arrays,
         tensor_infos,
     })
 }
@@ -368,6 +393,42 @@ impl<R: Read> Reader<R> {
             _ => return Ok(None),
         };
         Ok(Some(value))
+    }
+
+    /// Reads a list of numbers or strings if `kind` is an array of them; `None` (having
+    /// read only the item type, when it is an array of arrays) otherwise.
+    fn array(&mut self, kind: u32) -> Result<Option<GgufArray>> {
+        if kind != 9 {
+            return Ok(None);
+        }
+        let item = self.u32()?;
+        match item {
+            8 => {
+                let n = self.count("array item", 8)?;
+                let strings = (0..n).map(|_| self.string()).collect::<Result<_>>()?;
+                Ok(Some(GgufArray::Strings(strings)))
+            }
+            9 => {
+                // Lists of lists: skipped (no metadata Perch reads holds them).
+                let n = self.count("array item", 8)?;
+                (0..n).try_for_each(|_| self.skip_value(9, 1))?;
+                Ok(None)
+            }
+            _ => {
+                let size = scalar_bytes(item)
+                    .ok_or_else(|| malformed(format!("unknown metadata type {item}")))?;
+                let n = self.count("array item", size)?;
+                let numbers = (0..n)
+                    .map(|_| match self.scalar(item)? {
+                        Some(GgufScalar::Int(v)) => Ok(v as f64),
+                        Some(GgufScalar::Float(v)) => Ok(v),
+                        Some(GgufScalar::Bool(v)) => Ok(f64::from(u8::from(v))),
+                        _ => Err(malformed(format!("unknown metadata type {item}"))),
+                    })
+                    .collect::<Result<_>>()?;
+                Ok(Some(GgufArray::Numbers(numbers)))
+            }
+        }
     }
 
     fn skip_value(&mut self, kind: u32, depth: u32) -> Result<()> {

@@ -8,7 +8,7 @@ mod safetensors;
 mod safetensors_check;
 
 pub use gguf::{Gguf, MetadataValue};
-pub use gguf_check::{check_gguf, GgufScalar, GgufSummary, GgufTensorInfo};
+pub use gguf_check::{check_gguf, GgufArray, GgufScalar, GgufSummary, GgufTensorInfo};
 pub use safetensors::{load_safetensors, save_safetensors, Safetensors};
 pub use safetensors_check::{check_safetensors, SafetensorsTensor};
 

@@ -6,9 +6,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use perch_engine::{MlxEngine, Serving};
+use perch_engine::Serving;
 use tokio::sync::watch;
 
+use super::engine_choice::{engine_for, load_on};
 use super::lease::LoadedModel;
 use super::{Inner, LoadOutcome, ManagerError, Slot};
 use crate::planner::{Fit, Footprint, Need};
@@ -89,14 +90,13 @@ async fn load(
         name: name.clone(),
         message,
     };
+    let engine =
+        engine_for(&model, inner.settings().gguf_engine).map_err(|e| failed(e.to_string()))?;
     let path = model.load_path();
-    let facts = blocking({
-        let path = path.clone();
-        move || perch_engine::inspect::inspect(&path)
-    })
-    .await
-    .map_err(&failed)?
-    .map_err(|e| failed(e.to_string()))?;
+    let facts = blocking(move || perch_engine::inspect::inspect_on(&path, engine))
+        .await
+        .map_err(&failed)?
+        .map_err(|e| failed(e.to_string()))?;
     let footprint = Footprint::from(&facts);
     let (evicted, need) = make_room(inner, &name, id, &footprint)?;
     // Load only once the models making room are gone from memory.
@@ -105,21 +105,25 @@ async fn load(
     }
     let started = Instant::now();
     let serving = Serving::new(need.sequences as usize, need.context as usize);
-    let engine = blocking(move || MlxEngine::load_serving(&path, serving))
-        .await
-        .map_err(&failed)?
-        .map_err(|e| failed(e.to_string()))?;
+    let loaded = blocking({
+        let path = model.load_path();
+        move || load_on(engine, &path, serving)
+    })
+    .await
+    .map_err(&failed)?
+    .map_err(|e| failed(e.to_string()))?;
     tracing::info!(
         model = %name,
         load_s = format!("{:.2}", started.elapsed().as_secs_f64()),
         planned_gb = format!("{:.2}", need.total() as f64 / 1e9),
         context = need.context,
         sequences = need.sequences,
+        %engine,
         "model loaded"
     );
     Ok(Arc::new(LoadedModel::new(
         name,
-        Arc::new(engine),
+        Arc::new(loaded),
         model,
         need,
         inner.settings().keep_alive,

@@ -18,6 +18,7 @@
 //!
 //! One mutex guards the slots; a model's own small locks are only ever taken after it.
 
+mod engine_choice;
 mod lease;
 mod loading;
 
@@ -26,8 +27,10 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
+use perch_engine::EngineKind;
 use tokio::sync::watch;
 
+pub use engine_choice::{engine_for, load_on};
 pub use lease::{LoadedModel, ModelLease};
 
 use crate::keep_alive::KeepAlive;
@@ -69,6 +72,8 @@ pub struct ManagerSettings {
     pub max_loaded: usize,
     /// Longest a request waits for its model to load.
     pub load_timeout: Duration,
+    /// The engine GGUF files run on unless their catalog entry names one.
+    pub gguf_engine: EngineKind,
 }
 
 /// What an unload did.
@@ -257,6 +262,11 @@ impl ModelManager {
         self.inner.settings()
     }
 
+    /// The engine `model` runs on with the settings as they are now.
+    pub fn engine_of(&self, model: &crate::store::LocalModel) -> perch_engine::Result<EngineKind> {
+        engine_for(model, self.inner.settings().gguf_engine)
+    }
+
     /// Takes up changed settings: the standing keep-alive, the most models resident, and
     /// the context and sequences new loads are planned with. Models already loaded keep
     /// what they were loaded with; a lower limit is met as idle models expire or make
@@ -270,6 +280,7 @@ impl ModelManager {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             settings.keep_alive = now.keep_alive();
             settings.max_loaded = now.max_loaded_models;
+            settings.gguf_engine = now.gguf_engine;
         }
         let mut planner = self
             .inner

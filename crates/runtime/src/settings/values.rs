@@ -5,6 +5,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
+use perch_engine::EngineKind;
 use serde::{Deserialize, Serialize};
 
 use crate::keep_alive::KeepAlive;
@@ -100,6 +101,9 @@ pub struct Settings {
     /// planned a full context of KV cache, and fewer are served where that many would not
     /// fit in memory.
     pub parallel: usize,
+    /// The engine GGUF files run on unless their model names one: `"llama.cpp"` (every
+    /// quantization, llama.cpp's speed) or `"mlx"`. MLX directories always run on MLX.
+    pub gguf_engine: EngineKind,
     /// Web origins allowed to call the API from a browser (`*` for any).
     pub allowed_origins: Vec<String>,
     /// Host names the server answers to beyond its own addresses (`*` for any).
@@ -117,6 +121,7 @@ impl Default for Settings {
             context_length: 8192,
             max_loaded_models: 3,
             parallel: 4,
+            gguf_engine: EngineKind::LlamaCpp,
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
             log_days: 14,

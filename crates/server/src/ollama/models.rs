@@ -89,16 +89,26 @@ pub(crate) async fn show(
     JsonBody(body): JsonBody<ModelRequest>,
 ) -> Result<Json<ShowResponse>, ApiError> {
     let store = state.node.store.clone();
+    let manager = state.node.manager.clone();
     let name = body.model.clone();
     let found = tokio::task::spawn_blocking(move || {
         let model = store.get(&name)?;
-        let facts = perch_engine::inspect::inspect(&model.load_path()).ok();
+        // A loaded model's own engine; else the one it would load on now.
+        let running = manager
+            .loaded()
+            .into_iter()
+            .find(|m| m.name == model.name());
+        let engine = running
+            .map(|m| m.engine.info().engine)
+            .or_else(|| manager.engine_of(&model).ok());
+        let facts =
+            engine.and_then(|e| perch_engine::inspect::inspect_on(&model.load_path(), e).ok());
         let recommended = SamplingDefaults::of(&model.load_path());
-        Some((model, facts, recommended))
+        Some((model, engine, facts, recommended))
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))?;
-    let (model, facts, recommended) = found.ok_or_else(|| not_found(&body.model))?;
+    let (model, engine, facts, recommended) = found.ok_or_else(|| not_found(&body.model))?;
     let m = &model.manifest;
     let arch = &m.architecture;
     let mut info = Map::new();
@@ -138,6 +148,7 @@ pub(crate) async fn show(
         details: details(m),
         model_info: info,
         capabilities,
+        engine: engine.map(|e| e.to_string()),
         modified_at: rfc3339_unix(m.added_at),
     }))
 }

@@ -259,6 +259,9 @@ pub struct ShowResponse {
     pub model_info: serde_json::Map<String, Value>,
     /// What it can do.
     pub capabilities: Vec<String>,
+    /// The engine it runs on, `mlx` or `llama.cpp` (Perch's addition).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
     /// When it arrived (RFC 3339).
     pub modified_at: String,
 }

@@ -65,25 +65,28 @@ pub(crate) async fn catalog(State(state): State<AppState>) -> Json<CatalogList> 
 pub(crate) async fn local(State(state): State<AppState>) -> Json<LocalList> {
     let node = state.node.clone();
     let models = tokio::task::spawn_blocking(move || {
-        let loaded: Vec<String> = node
+        let loaded: Vec<(String, perch_engine::EngineKind)> = node
             .manager
             .loaded()
             .iter()
-            .map(|m| m.name.clone())
+            .map(|m| (m.name.clone(), m.engine.info().engine))
             .collect();
         let residents: Vec<_> = node.manager.residents().into_iter().collect();
         node.store
             .list()
             .into_iter()
             .map(|m| {
-                let is_loaded = loaded.iter().any(|l| l == m.name());
+                let running_on = loaded.iter().find(|(l, _)| l == m.name()).map(|(_, e)| *e);
+                let is_loaded = running_on.is_some();
                 let others: Vec<_> = residents
                     .iter()
                     .filter(|r| r.name != m.name())
                     .cloned()
                     .collect();
-                let fit = perch_engine::inspect::inspect(&m.load_path())
-                    .ok()
+                // A loaded model's own engine; else the one it would load on now.
+                let engine = running_on.or_else(|| node.manager.engine_of(&m).ok());
+                let fit = engine
+                    .and_then(|e| perch_engine::inspect::inspect_on(&m.load_path(), e).ok())
                     .map(|facts| {
                         let verdict = node
                             .manager
@@ -100,6 +103,7 @@ pub(crate) async fn local(State(state): State<AppState>) -> Json<LocalList> {
                     size: m.manifest.bytes_on_disk,
                     read_only: m.read_only,
                     loaded: is_loaded,
+                    engine: engine.map(|e| e.to_string()),
                     fit,
                 }
             })
@@ -128,6 +132,7 @@ pub(crate) async fn load(
         context_length: model.context_length(),
         planned_bytes: model.need.total(),
         load_seconds: model.engine.info().load_time.as_secs_f64(),
+        engine: model.engine.info().engine.to_string(),
     }))
 }
 

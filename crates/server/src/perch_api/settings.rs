@@ -62,7 +62,7 @@ fn view(state: &AppState, settings: Settings, new_key: Option<NewKey>) -> Settin
 
 /// The settings in force.
 #[utoipa::path(get, path = "/api/perch/settings", operation_id = "perchSettings", tag = "perch",
-    responses((status = 200, description = "{listen, port, keep_alive, context_length, max_loaded_models, parallel, allowed_origins, allowed_hosts, log_days, listening_port, settings_file, log_dir, secret_store, hub_token}",
+    responses((status = 200, description = "{listen, port, keep_alive, context_length, max_loaded_models, parallel, gguf_engine, allowed_origins, allowed_hosts, log_days, listening_port, settings_file, log_dir, secret_store, hub_token}",
         body = serde_json::Value)))]
 pub(crate) async fn get(State(state): State<AppState>) -> Json<SettingsView> {
     let settings = state.node.live.current();

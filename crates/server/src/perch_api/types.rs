@@ -85,7 +85,9 @@ pub struct LocalModelInfo {
     pub read_only: bool,
     /// Whether it is loaded.
     pub loaded: bool,
-    /// Whether it fits (for a loaded model: whether it would fit alone).
+    /// The engine it runs on (`mlx` or `llama.cpp`).
+    pub engine: Option<String>,
+    /// Whether it fits on that engine (for a loaded model: whether it would fit alone).
     pub fit: Option<FitReport>,
 }
 
@@ -107,6 +109,8 @@ pub struct Loaded {
     pub planned_bytes: u64,
     /// Seconds its last load took.
     pub load_seconds: f64,
+    /// The engine running it (`mlx` or `llama.cpp`).
+    pub engine: String,
 }
 
 /// What an unload did.
