@@ -18,8 +18,11 @@ pub struct LogFiles {
     pub dir: PathBuf,
 }
 
+/// `PERCH_LOG`, else Perch's information and llama.cpp's warnings (its loader describes
+/// every tensor and setting at its information level).
 fn filter() -> EnvFilter {
-    EnvFilter::try_from_env("PERCH_LOG").unwrap_or_else(|_| "info".into())
+    EnvFilter::try_from_env("PERCH_LOG")
+        .unwrap_or_else(|_| "info,llama-cpp-2=warn,llama_cpp_2=error".into())
 }
 
 fn stderr_layer<S>() -> impl tracing_subscriber::Layer<S>
