@@ -173,14 +173,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             "load             {load_s:.2} s ({:.1}× the {read_s:.2} s to read the files)",
             load_s / read_s
         );
-        println!(
-            "prefill          {prefill:.1} tok/s ({} prompt tokens)",
-            args.prompt_tokens
-        );
-        println!(
-            "decode           {decode:.1} tok/s ({} tokens)",
-            args.gen_tokens
-        );
+        print_speeds(&args, prefill, decode);
         println!("graph building   {build_ms:.3} ms per decode step (host, overlapping compute)");
         for (rows, ms) in &idle_ms {
             println!(
@@ -391,6 +384,18 @@ pub(crate) fn speeds(runs: &[Finished]) -> (f64, f64) {
         (f.completion_tokens - 1) as f64 / f.decode_time.as_secs_f64()
     });
     (prefill, decode)
+}
+
+/// The table's prefill and decode lines.
+pub(crate) fn print_speeds(args: &BenchArgs, prefill: f64, decode: f64) {
+    println!(
+        "prefill          {prefill:.1} tok/s ({} prompt tokens)",
+        args.prompt_tokens
+    );
+    println!(
+        "decode           {decode:.1} tok/s ({} tokens)",
+        args.gen_tokens
+    );
 }
 
 /// The median over `runs` of what `f` measures.

@@ -13,7 +13,7 @@ use perch_engine::scheduler::Scheduler;
 use perch_engine::Serving;
 use perch_llama::LlamaCppBackend;
 
-use crate::bench::{bench_context, bench_requests, speeds, timed_runs, BenchArgs};
+use crate::bench::{bench_context, bench_requests, print_speeds, speeds, timed_runs, BenchArgs};
 
 /// Runs the benchmark on llama.cpp.
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
@@ -56,14 +56,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     println!("model            {}", args.model.display());
     println!("engine           llama.cpp, {threads} threads");
     println!("load             {load_s:.2} s");
-    println!(
-        "prefill          {prefill:.1} tok/s ({} prompt tokens)",
-        args.prompt_tokens
-    );
-    println!(
-        "decode           {decode:.1} tok/s ({} tokens)",
-        args.gen_tokens
-    );
+    print_speeds(args, prefill, decode);
     if let Some(aggregate) = streams {
         println!(
             "{} streams       {aggregate:.1} tok/s in all, prompts included",

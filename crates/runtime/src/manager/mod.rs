@@ -262,8 +262,13 @@ impl ModelManager {
         self.inner.settings()
     }
 
-    /// The engine `model` runs on with the settings as they are now.
+    /// The engine `model` runs on: its own while it is loaded (a changed setting applies
+    /// from its next load), else the one it would load on with the settings as they are
+    /// now.
     pub fn engine_of(&self, model: &crate::store::LocalModel) -> perch_engine::Result<EngineKind> {
+        if let Some(Slot::Ready(loaded)) = self.inner.lock().slots.get(model.name()) {
+            return Ok(loaded.engine.info().engine);
+        }
         engine_for(model, self.inner.settings().gguf_engine)
     }
 

@@ -93,14 +93,7 @@ pub(crate) async fn show(
     let name = body.model.clone();
     let found = tokio::task::spawn_blocking(move || {
         let model = store.get(&name)?;
-        // A loaded model's own engine; else the one it would load on now.
-        let running = manager
-            .loaded()
-            .into_iter()
-            .find(|m| m.name == model.name());
-        let engine = running
-            .map(|m| m.engine.info().engine)
-            .or_else(|| manager.engine_of(&model).ok());
+        let engine = manager.engine_of(&model).ok();
         let facts =
             engine.and_then(|e| perch_engine::inspect::inspect_on(&model.load_path(), e).ok());
         let recommended = SamplingDefaults::of(&model.load_path());

@@ -65,26 +65,24 @@ pub(crate) async fn catalog(State(state): State<AppState>) -> Json<CatalogList> 
 pub(crate) async fn local(State(state): State<AppState>) -> Json<LocalList> {
     let node = state.node.clone();
     let models = tokio::task::spawn_blocking(move || {
-        let loaded: Vec<(String, perch_engine::EngineKind)> = node
+        let loaded: Vec<String> = node
             .manager
             .loaded()
             .iter()
-            .map(|m| (m.name.clone(), m.engine.info().engine))
+            .map(|m| m.name.clone())
             .collect();
         let residents: Vec<_> = node.manager.residents().into_iter().collect();
         node.store
             .list()
             .into_iter()
             .map(|m| {
-                let running_on = loaded.iter().find(|(l, _)| l == m.name()).map(|(_, e)| *e);
-                let is_loaded = running_on.is_some();
+                let is_loaded = loaded.iter().any(|l| l == m.name());
                 let others: Vec<_> = residents
                     .iter()
                     .filter(|r| r.name != m.name())
                     .cloned()
                     .collect();
-                // A loaded model's own engine; else the one it would load on now.
-                let engine = running_on.or_else(|| node.manager.engine_of(&m).ok());
+                let engine = node.manager.engine_of(&m).ok();
                 let fit = engine
                     .and_then(|e| perch_engine::inspect::inspect_on(&m.load_path(), e).ok())
                     .map(|facts| {
