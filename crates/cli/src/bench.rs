@@ -355,8 +355,8 @@ pub(crate) fn bench_context(args: &BenchArgs) -> usize {
     (args.prompt_tokens + args.gen_tokens + 1).max(600 + args.prompt_tokens)
 }
 
-/// Runs the first of `requests` as a warm-up, then the next `runs` one at a time: the
-/// measured runs' summaries.
+/// Runs the first of `requests` as a warm-up, then the next `runs` one at a time, each
+/// from an empty prefix cache: the measured runs' summaries.
 pub(crate) fn timed_runs<B: Backend>(
     scheduler: &mut Scheduler<B>,
     requests: &[GenerateRequest],
@@ -366,6 +366,7 @@ pub(crate) fn timed_runs<B: Backend>(
     for (i, request) in requests.iter().enumerate().take(runs + 1) {
         let what = if i == 0 { "warm-up" } else { "measured" };
         eprint!("\r{what} run {i}/{runs} …");
+        scheduler.backend_mut().forget_kept();
         let finished = scheduler.generate_now(vec![request.clone()])?;
         if i > 0 {
             measured.extend(finished);

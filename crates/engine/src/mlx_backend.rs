@@ -89,11 +89,6 @@ impl MlxBackend {
         self.fit_prefix_cache();
     }
 
-    /// Lets go of every kept sequence (for measurements that start from nothing).
-    pub fn forget_kept(&mut self) {
-        self.prefix.shrink_to(0);
-    }
-
     /// Host time to build one decode step's graph for a batch of `rows` sequences, each
     /// after reading `prompt`, measured `steps` times with the device idle: the intrinsic
     /// per-step overhead, free of contention with the computation that overlaps it during
@@ -256,6 +251,10 @@ impl Backend for MlxBackend {
         self.batch = BatchCache::default();
         self.batch_rows.clear();
         self.reading.clear();
+    }
+
+    fn forget_kept(&mut self) {
+        self.prefix.shrink_to(0);
     }
 
     fn kv_bytes(&self) -> usize {

@@ -1,8 +1,10 @@
 //! The llama.cpp backend of Perch's scheduler. One context per model, with a unified KV
 //! cache of `sequences × context` cells and a llama.cpp sequence id per running request.
 //! A prompt is read in the chunks the scheduler asks for; a decode step is one llama.cpp
-//! batch holding each running sequence's last token, and the logits of every row come back
-//! as one `[rows, vocab]` array for Perch's sampler.
+//! batch holding each running sequence's last token (and, while a prompt is being read
+//! beside them, that prompt's next chunk, so the chunk shares the step's pass over the
+//! weights), and the logits of every row come back as one `[rows, vocab]` array for
+//! Perch's sampler.
 //!
 //! The prefix cache keeps finished sequences parked under their own sequence ids: a new
 //! prompt that starts the same way copies the parked cells (`seq_cp`, which in a unified
@@ -19,7 +21,7 @@ use llama_cpp_2::token::LlamaToken;
 use perch_engine::embed::{EmbedRequest, EmbeddingRecipe};
 use perch_engine::format::gguf::GgufText;
 use perch_engine::prefix_cache::PrefixCache;
-use perch_engine::scheduler::backend::{Backend, SeqId};
+use perch_engine::scheduler::backend::{Backend, PromptChunk, SeqId};
 use perch_engine::text::tokenizer::Tokenizer;
 use perch_engine::{EngineError, Serving};
 use perch_mlx::{Array, Dtype};
@@ -28,9 +30,9 @@ use crate::context::{context_size, ModelContext};
 use crate::embedding::EmbedTask;
 use crate::{failed, threads};
 
-/// Most tokens one llama.cpp batch takes: the scheduler's largest prefill chunk, or a
-/// decode step's rows.
-const BATCH: usize = perch_engine::prefill_pacer::PrefillPacer::MAX;
+/// Most prompt tokens the scheduler reads in one step: a llama.cpp batch holds them
+/// beside a decode step's rows.
+const CHUNK: usize = perch_engine::prefill_pacer::PrefillPacer::MAX;
 
 /// A running sequence: its llama.cpp sequence id and how many positions it holds.
 struct Slot {
@@ -72,8 +74,8 @@ impl LlamaCppBackend {
         let model = ModelContext::load(path, |params| {
             params
                 .with_n_ctx(context_size(pool_tokens))
-                .with_n_batch(BATCH.max(sequences) as u32)
-                .with_n_ubatch(BATCH.max(sequences) as u32)
+                .with_n_batch((CHUNK + sequences) as u32)
+                .with_n_ubatch((CHUNK + sequences) as u32)
                 .with_n_seq_max(ids as u32)
                 .with_kv_unified(true)
                 .with_type_k(KvCacheType::F16)
@@ -102,7 +104,7 @@ impl LlamaCppBackend {
             running: HashMap::new(),
             free: (0..ids as i32).rev().collect(),
             prefix: PrefixCache::default(),
-            batch: LlamaBatch::new(BATCH.max(sequences), 1),
+            batch: LlamaBatch::new(CHUNK + sequences, 1),
             model,
         })
     }
@@ -156,6 +158,61 @@ impl LlamaCppBackend {
             }
             other => other.map_err(|e| failed("decoding", e)),
         }
+    }
+
+    /// Adds to the batch each sequence of `rows` fed its token from `tokens`, all giving
+    /// logits.
+    fn add_rows(&mut self, rows: &[SeqId], tokens: &Array) -> perch_engine::Result<()> {
+        let tokens = tokens.astype(Dtype::Uint32)?.to_vec::<u32>()?;
+        for (&id, &token) in rows.iter().zip(&tokens) {
+            let slot = self.slot(id)?;
+            let (seq, pos) = (slot.id, slot.len as i32);
+            self.batch
+                .add(LlamaToken(token as i32), pos, &[seq], true)
+                .map_err(|e| failed("filling a batch", e))?;
+        }
+        Ok(())
+    }
+
+    /// Adds to the batch `tokens`, the next part of sequence `id`'s prompt; with `last`
+    /// the final one gives logits.
+    fn add_chunk(&mut self, id: SeqId, tokens: &[u32], last: bool) -> perch_engine::Result<()> {
+        let (seq, start) = {
+            let slot = self.slot(id)?;
+            (slot.id, slot.len)
+        };
+        for (i, &token) in tokens.iter().enumerate() {
+            let final_one = last && i + 1 == tokens.len();
+            self.batch
+                .add(
+                    LlamaToken(token as i32),
+                    (start + i) as i32,
+                    &[seq],
+                    final_one,
+                )
+                .map_err(|e| failed("filling a batch", e))?;
+        }
+        Ok(())
+    }
+
+    /// Counts `tokens` more positions held by sequence `id`.
+    fn advance(&mut self, id: SeqId, tokens: usize) {
+        if let Some(slot) = self.running.get_mut(&id) {
+            slot.len += tokens;
+        }
+    }
+
+    /// Counts one more position held by each of `rows`.
+    fn advance_rows(&mut self, rows: &[SeqId]) {
+        for &id in rows {
+            self.advance(id, 1);
+        }
+    }
+
+    /// The logits of batch entry `entry` as a `[1, vocab]` array.
+    fn logits_of(&mut self, entry: usize) -> perch_engine::Result<Array> {
+        let logits = self.model.context().get_logits_ith(entry as i32).to_vec();
+        Ok(Array::from_slice(&logits, &[1, self.vocab as i32])?)
     }
 
     /// The logits of batch entries `0..rows` as one `[rows, vocab]` array.
@@ -231,55 +288,58 @@ impl Backend for LlamaCppBackend {
         last: bool,
     ) -> perch_engine::Result<Option<Array>> {
         self.make_room(tokens.len());
-        let (slot, start) = {
-            let slot = self.slot(id)?;
-            (slot.id, slot.len)
-        };
         self.batch.clear();
-        for (i, &token) in tokens.iter().enumerate() {
-            let final_one = last && i + 1 == tokens.len();
-            self.batch
-                .add(
-                    LlamaToken(token as i32),
-                    (start + i) as i32,
-                    &[slot],
-                    final_one,
-                )
-                .map_err(|e| failed("filling a batch", e))?;
-        }
+        self.add_chunk(id, tokens, last)?;
         self.decode_batch()?;
-        if let Some(slot) = self.running.get_mut(&id) {
-            slot.len += tokens.len();
-        }
+        self.advance(id, tokens.len());
         if !last {
             return Ok(None);
         }
-        let logits = self
-            .model
-            .context()
-            .get_logits_ith(tokens.len() as i32 - 1)
-            .to_vec();
-        Ok(Some(Array::from_slice(&logits, &[1, self.vocab as i32])?))
+        Ok(Some(self.logits_of(tokens.len() - 1)?))
     }
 
     fn decode(&mut self, rows: &[SeqId], tokens: &Array) -> perch_engine::Result<Array> {
-        let tokens = tokens.astype(Dtype::Uint32)?.to_vec::<u32>()?;
         self.make_room(rows.len());
         self.batch.clear();
-        for (&id, &token) in rows.iter().zip(&tokens) {
-            let slot = self.slot(id)?;
-            let (seq, pos) = (slot.id, slot.len as i32);
-            self.batch
-                .add(LlamaToken(token as i32), pos, &[seq], true)
-                .map_err(|e| failed("filling a batch", e))?;
-        }
+        self.add_rows(rows, tokens)?;
         self.decode_batch()?;
-        for id in rows {
-            if let Some(slot) = self.running.get_mut(id) {
-                slot.len += 1;
-            }
-        }
+        self.advance_rows(rows);
         self.logits(rows.len())
+    }
+
+    fn decodes_synchronously(&self) -> bool {
+        true
+    }
+
+    fn decode_with_chunks(
+        &mut self,
+        rows: &[SeqId],
+        tokens: &Array,
+        chunks: &[PromptChunk<'_>],
+    ) -> Option<perch_engine::Result<(Array, Vec<Option<Array>>)>> {
+        let mut step = || {
+            let prompt_tokens: usize = chunks.iter().map(|c| c.tokens.len()).sum();
+            self.make_room(rows.len() + prompt_tokens);
+            self.batch.clear();
+            self.add_rows(rows, tokens)?;
+            for chunk in chunks {
+                self.add_chunk(chunk.id, chunk.tokens, chunk.last)?;
+            }
+            self.decode_batch()?;
+            self.advance_rows(rows);
+            let mut entry = rows.len();
+            let mut after = Vec::with_capacity(chunks.len());
+            for chunk in chunks {
+                self.advance(chunk.id, chunk.tokens.len());
+                entry += chunk.tokens.len();
+                after.push(match chunk.last {
+                    true => Some(self.logits_of(entry - 1)?),
+                    false => None,
+                });
+            }
+            Ok((self.logits(rows.len())?, after))
+        };
+        Some(step())
     }
 
     fn release(&mut self, id: SeqId, tokens: &[u32]) {
@@ -305,6 +365,12 @@ impl Backend for LlamaCppBackend {
     fn reset(&mut self) {
         let running: Vec<i32> = self.running.drain().map(|(_, s)| s.id).collect();
         for id in running {
+            self.unpark(id);
+        }
+    }
+
+    fn forget_kept(&mut self) {
+        for id in self.prefix.shrink_to(0) {
             self.unpark(id);
         }
     }

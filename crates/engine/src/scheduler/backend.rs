@@ -17,6 +17,16 @@ use crate::Result;
 /// A sequence's id, unique for the backend's life.
 pub type SeqId = u64;
 
+/// The next part of a sequence's prompt, read within a decode step.
+pub struct PromptChunk<'a> {
+    /// The sequence.
+    pub id: SeqId,
+    /// Its prompt tokens to read now.
+    pub tokens: &'a [u32],
+    /// Whether they end the prompt (the logits after them are wanted).
+    pub last: bool,
+}
+
 /// The steps a model is driven by.
 pub trait Backend {
     /// An embedding request in progress.
@@ -50,6 +60,27 @@ pub trait Backend {
     /// then sequences whose prompt has just been read.
     fn decode(&mut self, rows: &[SeqId], tokens: &Array) -> Result<Array>;
 
+    /// Whether [`Self::decode`] returns with the step computed (llama.cpp) rather than
+    /// queued (MLX): the scheduler then hands out the last step's tokens before starting
+    /// the next, since it cannot while the step computes.
+    fn decodes_synchronously(&self) -> bool {
+        false
+    }
+
+    /// One decode step as [`Self::decode`] that also reads `chunks` of prompts in the
+    /// same forward pass: the rows' logits, and for each chunk that ends its prompt the
+    /// `[1, vocab]` logits that follow it. `None`, with nothing done, from a backend
+    /// whose batches cannot hold prompts' tokens beside the decoding rows: the scheduler
+    /// then reads a chunk in a pass of its own.
+    fn decode_with_chunks(
+        &mut self,
+        _rows: &[SeqId],
+        _tokens: &Array,
+        _chunks: &[PromptChunk<'_>],
+    ) -> Option<Result<(Array, Vec<Option<Array>>)>> {
+        None
+    }
+
     /// Forgets sequence `id`, which holds the keys and values of `tokens` (its prompt and
     /// all but its last generated token, or the part of its prompt read so far): the
     /// backend may keep them for later prompts that start the same way.
@@ -57,6 +88,11 @@ pub trait Backend {
 
     /// Forgets every sequence (after a step failed).
     fn reset(&mut self);
+
+    /// Lets go of every kept prefix, for measurements that start from nothing (as
+    /// llama-bench's do: kept sequences left by earlier runs share the device's attention
+    /// work and memory with the one measured).
+    fn forget_kept(&mut self);
 
     /// Bytes of key/value state held now: the running sequences' and the prefix cache's.
     fn kv_bytes(&self) -> usize;

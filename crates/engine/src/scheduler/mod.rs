@@ -33,7 +33,7 @@ use crate::prefill_pacer::PrefillPacer;
 use crate::sampler::{self, Sampled};
 use crate::{EngineError, Result};
 
-use backend::{Backend, SeqId};
+use backend::{Backend, PromptChunk, SeqId};
 use policy::{Occupancy, SchedulePolicy};
 use sequence::{Caller, Progress, Sequence};
 
@@ -64,12 +64,14 @@ struct Pending {
     queued: Option<Instant>,
 }
 
-/// A decode step queued: its rows, their logits, and the host time it took to build.
+/// A decode step queued: its rows, their logits, the host time it took to build, and
+/// when it was queued (none when it also read a prompt chunk: its time is no decode
+/// step's).
 struct Step {
     rows: Vec<SeqId>,
     logits: Array,
     build_time: Duration,
-    queued: Instant,
+    queued: Option<Instant>,
 }
 
 /// Shares one model between requests; see the module documentation.
@@ -343,20 +345,27 @@ impl<B: Backend> Scheduler<B> {
         let reading = !self.reading.is_empty();
         if reading {
             self.read_pending()?;
+            if self.mixed_step()? {
+                return Ok(());
+            }
             self.read_chunk()?;
+        }
+        if self.backend.decodes_synchronously() {
+            self.read_pending()?;
         }
         let forward = if self.decoding.is_empty() {
             None
         } else {
             let built = Instant::now();
-            let (rows, logits) = self.forward()?;
+            let (rows, tokens) = self.step_tokens()?;
+            let logits = self.backend.decode(&rows, &tokens)?;
             let build_time = built.elapsed();
             perch_mlx::async_eval(&[&logits])?;
             Some(Step {
                 rows,
                 logits,
                 build_time,
-                queued: Instant::now(),
+                queued: Some(Instant::now()),
             })
         };
         self.read_pending()?;
@@ -366,9 +375,81 @@ impl<B: Backend> Scheduler<B> {
         Ok(())
     }
 
-    /// The rows and logits of one decode step for every running sequence, fed its last
-    /// token.
-    fn forward(&mut self) -> Result<(Vec<SeqId>, Array)> {
+    /// A decode step that also reads prompt chunks in the same forward pass, where the
+    /// backend can (llama.cpp): the next chunk of the prompt whose turn it is, sized as
+    /// one read on its own beside the streams would be, and the whole rest of each prompt
+    /// after it that still fits in the policy's short-prompt time, so prompts arriving
+    /// together pause the streams once rather than once each. The chunks ride on the
+    /// step's pass over the weights. False, with nothing done, when nothing is decoding,
+    /// an embedding's turn has come, or the backend cannot.
+    fn mixed_step(&mut self) -> Result<bool> {
+        if self.decoding.is_empty() || !matches!(self.reading.front(), Some(Reading::Prompt(_))) {
+            return Ok(false);
+        }
+        let short = self.pacer.chunk_for(self.policy.short_prompt);
+        let mut taken: Vec<(Box<Sequence>, usize)> = Vec::new();
+        let mut used = 0;
+        while let Some(Reading::Prompt(seq)) = self.reading.front() {
+            let rest = seq.request.prompt.len() - seq.prefilled;
+            let tokens = match taken.is_empty() {
+                true => self.prompt_chunk(rest),
+                false if used + rest <= short.min(PrefillPacer::MAX) => rest,
+                false => break,
+            };
+            let Some(Reading::Prompt(seq)) = self.reading.pop_front() else {
+                unreachable!("the front is a prompt");
+            };
+            used += tokens;
+            let end = seq.prefilled + tokens;
+            taken.push((seq, end));
+        }
+        let built = Instant::now();
+        let (rows, tokens) = self.step_tokens()?;
+        let chunks: Vec<PromptChunk> = taken
+            .iter()
+            .map(|(seq, end)| PromptChunk {
+                id: seq.id,
+                tokens: &seq.request.prompt[seq.prefilled..*end],
+                last: *end == seq.request.prompt.len(),
+            })
+            .collect();
+        let stepped = self.backend.decode_with_chunks(&rows, &tokens, &chunks);
+        let stepped = match stepped {
+            Some(Ok(stepped)) => stepped,
+            failed_or_not_mixed => {
+                for (seq, _) in taken.into_iter().rev() {
+                    self.reading.push_front(Reading::Prompt(seq));
+                }
+                return failed_or_not_mixed.map_or(Ok(false), |e| e.map(|_| false));
+            }
+        };
+        tracing::trace!(
+            rows = rows.len(),
+            prompts = taken.len(),
+            tokens = used,
+            ms = built.elapsed().as_millis(),
+            "decode step with prefill chunks"
+        );
+        let (logits, after_prompts) = stepped;
+        self.sample_step(Step {
+            rows,
+            logits,
+            build_time: built.elapsed(),
+            queued: None,
+        })?;
+        for ((mut seq, end), after) in taken.into_iter().zip(after_prompts) {
+            seq.prefilled = end;
+            match after {
+                Some(logits) => self.join_decoding(*seq, &logits)?,
+                None => self.reading.push_back(Reading::Prompt(seq)),
+            }
+        }
+        Ok(true)
+    }
+
+    /// The rows of one decode step (every running sequence) and the token each is fed:
+    /// its last one.
+    fn step_tokens(&mut self) -> Result<(Vec<SeqId>, Array)> {
         let rows: Vec<SeqId> = self.decoding.iter().map(|s| s.id).collect();
         let mut parts = Vec::new();
         for pending in &self.pending {
@@ -390,8 +471,7 @@ impl<B: Backend> Scheduler<B> {
             1 => parts.pop().expect("one part"),
             _ => Array::concatenate(&parts.iter().collect::<Vec<_>>(), 0)?,
         };
-        let logits = self.backend.decode(&rows, &tokens)?;
-        Ok((rows, logits))
+        Ok((rows, tokens))
     }
 
     /// Samples the next token of every sequence of the step whose logits these are and
@@ -445,7 +525,7 @@ impl<B: Backend> Scheduler<B> {
             rows,
             sampled,
             read: false,
-            queued: Some(queued),
+            queued,
         });
         Ok(())
     }
@@ -505,18 +585,35 @@ impl<B: Backend> Scheduler<B> {
 
     /// Runs the next chunk of what is being read, sized for the time the policy gives it.
     fn read_chunk(&mut self) -> Result<()> {
-        let target = self
-            .policy
-            .chunk_time(self.decoding.len(), self.decode_step);
-        let tokens = self.pacer.chunk_for(target);
         match self.reading.pop_front() {
-            Some(Reading::Prompt(seq)) => self.read_prompt_chunk(*seq, tokens),
+            Some(Reading::Prompt(seq)) => {
+                let tokens = self.prompt_chunk(seq.request.prompt.len() - seq.prefilled);
+                self.read_prompt_chunk(*seq, tokens)
+            }
             Some(Reading::Embedding(embedding)) => {
+                let tokens = self.pacer.chunk_for(self.chunk_time());
                 self.read_embedding_chunk(embedding, tokens);
                 Ok(())
             }
             None => Ok(()),
         }
+    }
+
+    /// The time the next chunk may take, as the policy gives it.
+    fn chunk_time(&self) -> Duration {
+        self.policy
+            .chunk_time(self.decoding.len(), self.decode_step)
+    }
+
+    /// Tokens the next chunk of a prompt with `remaining` tokens left to read takes: what
+    /// the policy's time allows at the measured rate, or all of them when they read
+    /// within the policy's short prompt time (the streams pause once, briefly, rather than
+    /// the prompt trickling in over many steps).
+    fn prompt_chunk(&self, remaining: usize) -> usize {
+        if remaining <= self.pacer.chunk_for(self.policy.short_prompt) {
+            return remaining;
+        }
+        self.pacer.chunk_for(self.chunk_time()).min(remaining)
     }
 
     fn read_prompt_chunk(&mut self, mut seq: Sequence, tokens: usize) -> Result<()> {
@@ -552,6 +649,13 @@ impl<B: Backend> Scheduler<B> {
             }
         };
         seq.prefilled = prompt_len;
+        self.join_decoding(seq, &logits)
+    }
+
+    /// Samples the first token of `seq`, whose whole prompt is read and followed by
+    /// `logits`, and adds it to the running batch (or ends it, when it may generate
+    /// nothing).
+    fn join_decoding(&mut self, mut seq: Sequence, logits: &Array) -> Result<()> {
         if seq.out_of_tokens() {
             self.end(seq, FinishReason::Length);
             return Ok(());
@@ -560,7 +664,7 @@ impl<B: Backend> Scheduler<B> {
         let first = {
             let mut one = [&mut seq];
             let masks = masks_of(&mut one, vocab)?;
-            let sampled = sampler::sample(&mut [&mut one[0].sampler], &logits, masks.as_deref())?;
+            let sampled = sampler::sample(&mut [&mut one[0].sampler], logits, masks.as_deref())?;
             observe(&mut one, &sampled.tokens)?;
             sampled
         };

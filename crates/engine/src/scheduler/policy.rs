@@ -7,7 +7,9 @@
 //! nothing else running a chunk may take [`SchedulePolicy::idle_chunk`] (the longest a
 //! cancelled prompt keeps computing); while streams run, a chunk takes at most
 //! [`SchedulePolicy::interleave`] of a decode step, so a long prompt arriving slows their
-//! tokens by at most that share instead of stalling them.
+//! tokens by at most that share instead of stalling them. A prompt whose rest reads within
+//! [`SchedulePolicy::short_prompt`] is read whole: a chat's new turn after its cached
+//! prefix pauses the streams once, briefly, instead of trickling in a token or two a step.
 
 use std::time::Duration;
 
@@ -22,6 +24,9 @@ pub struct SchedulePolicy {
     pub interleave: f64,
     /// The shortest time a chunk is given, so a prompt always moves on.
     pub min_chunk: Duration,
+    /// A prompt whose unread rest takes at most this long is read in one chunk, streams
+    /// or not.
+    pub short_prompt: Duration,
 }
 
 impl Default for SchedulePolicy {
@@ -31,6 +36,7 @@ impl Default for SchedulePolicy {
             idle_chunk: Duration::from_millis(250),
             interleave: 0.5,
             min_chunk: Duration::from_millis(1),
+            short_prompt: Duration::from_millis(100),
         }
     }
 }
