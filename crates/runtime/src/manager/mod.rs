@@ -269,7 +269,12 @@ impl ModelManager {
         if let Some(Slot::Ready(loaded)) = self.inner.lock().slots.get(model.name()) {
             return Ok(loaded.engine.info().engine);
         }
-        engine_for(model, self.inner.settings().gguf_engine)
+        engine_for(model, self.gguf_engine())
+    }
+
+    /// The engine GGUF files load on (the setting).
+    pub fn gguf_engine(&self) -> EngineKind {
+        self.inner.settings().gguf_engine
     }
 
     /// Takes up changed settings: the standing keep-alive, the most models resident, and

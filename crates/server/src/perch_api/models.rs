@@ -25,7 +25,8 @@ fn report(name: &str, verdict: &Verdict) -> FitReport {
     }
 }
 
-/// Every catalog model, with whether it fits beside what is loaded now.
+/// Every catalog model, with whether it fits beside what is loaded now (sized as the
+/// engine it would load on holds it).
 #[utoipa::path(get, path = "/api/perch/catalog", operation_id = "perchCatalog", tag = "perch",
     responses((status = 200, description = "The catalog with verdicts", body = CatalogList)))]
 pub(crate) async fn catalog(State(state): State<AppState>) -> Json<CatalogList> {
@@ -41,7 +42,8 @@ pub(crate) async fn catalog(State(state): State<AppState>) -> Json<CatalogList> 
     let models = catalog::entries()
         .iter()
         .map(|e| {
-            let footprint = e.shape.footprint(element, e.context_length);
+            let engine = e.engine_with(manager.gguf_engine());
+            let footprint = e.shape.footprint(engine, element, e.context_length);
             let verdict = manager.planner().verdict(&footprint, &residents);
             CatalogModel {
                 name: e.alias.clone(),
