@@ -1,9 +1,8 @@
 //! How many prompt tokens the next prefill step takes. Chunks are sized by time, not by a
 //! fixed token count: a client that goes away is noticed between chunks, and 512 tokens
 //! are half a second on Metal but close to a minute on a small CPU. The pacer measures
-//! the rate of each chunk and sizes the next to take about the time it is given:
-//! [`PrefillPacer::TARGET`] when nothing else runs, less while other streams wait on it
-//! (the scheduler's policy says how much).
+//! the rate of each chunk and sizes the next to take about the time the scheduler's policy
+//! gives it (longer when nothing else runs, less while other streams wait on it).
 
 use std::time::Duration;
 
@@ -17,9 +16,6 @@ pub struct PrefillPacer {
 }
 
 impl PrefillPacer {
-    /// Time one chunk should take when nothing else waits on it: the longest a cancelled
-    /// prefill keeps computing.
-    pub const TARGET: Duration = Duration::from_millis(250);
     /// Tokens in the first chunk, before any rate is known: small enough to stay near
     /// the target on a slow CPU.
     pub const FIRST: usize = 8;
@@ -29,22 +25,14 @@ impl PrefillPacer {
     /// device, whose fixed per-step cost it is dominated by.
     pub const GROWTH: usize = 4;
 
-    /// The size of the next chunk, to take about [`Self::TARGET`].
-    ///
-    /// ```
-    /// use perch_engine::prefill_pacer::PrefillPacer;
-    /// assert_eq!(PrefillPacer::default().next_chunk(), PrefillPacer::FIRST);
-    /// ```
-    pub fn next_chunk(&self) -> usize {
-        self.chunk_for(Self::TARGET)
-    }
-
-    /// The size of the next chunk, to take about `target`.
+    /// The size of the next chunk, to take about `target` (the first one, before any rate
+    /// is known: [`Self::FIRST`]).
     ///
     /// ```
     /// use std::time::Duration;
     /// use perch_engine::prefill_pacer::PrefillPacer;
     /// let mut pacer = PrefillPacer::default();
+    /// assert_eq!(pacer.chunk_for(Duration::from_secs(1)), PrefillPacer::FIRST);
     /// pacer.record(100, Duration::from_millis(100)); // 1000 tok/s
     /// assert_eq!(pacer.chunk_for(Duration::from_millis(20)), 20);
     /// ```
@@ -65,7 +53,7 @@ impl PrefillPacer {
     /// use perch_engine::prefill_pacer::PrefillPacer;
     /// let mut pacer = PrefillPacer::default();
     /// pacer.record(8, Duration::from_millis(800)); // 10 tok/s: 2 or 3 tokens per 250 ms
-    /// assert_eq!(pacer.next_chunk(), 2);
+    /// assert_eq!(pacer.chunk_for(Duration::from_millis(250)), 2);
     /// ```
     pub fn record(&mut self, tokens: usize, elapsed: Duration) {
         self.rate = Some(tokens as f64 / elapsed.as_secs_f64().max(1e-6));
@@ -86,12 +74,14 @@ impl Default for PrefillPacer {
 mod tests {
     use super::*;
 
+    const TARGET: Duration = Duration::from_millis(250);
+
     #[test]
     fn a_fast_device_grows_by_steps_up_to_the_maximum() {
         let mut pacer = PrefillPacer::default();
         let mut sizes = Vec::new();
         for _ in 0..6 {
-            let n = pacer.next_chunk();
+            let n = pacer.chunk_for(TARGET);
             sizes.push(n);
             pacer.record(n, Duration::from_millis(2));
         }
@@ -103,28 +93,28 @@ mod tests {
         let mut pacer = PrefillPacer::default();
         // 40 tokens per second: 10 tokens per 250 ms, reached in two steps.
         pacer.record(8, Duration::from_millis(200));
-        assert_eq!(pacer.next_chunk(), 10);
+        assert_eq!(pacer.chunk_for(TARGET), 10);
         pacer.record(10, Duration::from_millis(250));
-        assert_eq!(pacer.next_chunk(), 10);
+        assert_eq!(pacer.chunk_for(TARGET), 10);
     }
 
     #[test]
     fn a_very_slow_step_still_takes_one_token() {
         let mut pacer = PrefillPacer::default();
         pacer.record(8, Duration::from_secs(60));
-        assert_eq!(pacer.next_chunk(), 1);
+        assert_eq!(pacer.chunk_for(TARGET), 1);
     }
 
     #[test]
     fn chunks_shrink_at_once_when_the_rate_drops() {
         let mut pacer = PrefillPacer::default();
         for _ in 0..4 {
-            let n = pacer.next_chunk();
+            let n = pacer.chunk_for(TARGET);
             pacer.record(n, Duration::from_millis(2));
         }
-        assert_eq!(pacer.next_chunk(), 512);
+        assert_eq!(pacer.chunk_for(TARGET), 512);
         // Long context: attention now dominates and 512 tokens take 5 s.
         pacer.record(512, Duration::from_secs(5));
-        assert_eq!(pacer.next_chunk(), 25);
+        assert_eq!(pacer.chunk_for(TARGET), 25);
     }
 }

@@ -33,7 +33,7 @@ impl Default for SchedulePolicy {
     fn default() -> Self {
         SchedulePolicy {
             max_sequences: 4,
-            idle_chunk: Duration::from_millis(250),
+            idle_chunk: Duration::from_secs(1),
             interleave: 0.5,
             min_chunk: Duration::from_millis(1),
             short_prompt: Duration::from_millis(100),
@@ -83,7 +83,7 @@ impl SchedulePolicy {
     /// use std::time::Duration;
     /// use perch_engine::scheduler::policy::SchedulePolicy;
     /// let policy = SchedulePolicy::default();
-    /// assert_eq!(policy.chunk_time(0, None), Duration::from_millis(250));
+    /// assert_eq!(policy.chunk_time(0, None), Duration::from_secs(1));
     /// let step = Duration::from_millis(20);
     /// assert_eq!(policy.chunk_time(3, Some(step)), Duration::from_millis(10));
     /// ```
