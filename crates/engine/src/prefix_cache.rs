@@ -120,13 +120,44 @@ impl<S> PrefixCache<S> {
 
     /// Drops the least recently used entry; its snapshot.
     pub fn evict_oldest(&mut self) -> Option<S> {
+        self.evict_oldest_but(|_| false)
+    }
+
+    /// Drops the least recently used entry whose snapshot is not one to `keep`; its
+    /// snapshot.
+    ///
+    /// ```
+    /// use perch_engine::prefix_cache::PrefixCache;
+    /// let mut cache = PrefixCache::default();
+    /// cache.insert(vec![1], "old");
+    /// cache.insert(vec![2], "new");
+    /// assert_eq!(cache.evict_oldest_but(|s| *s == "old"), Some("new"));
+    /// assert_eq!(cache.evict_oldest_but(|s| *s == "old"), None);
+    /// ```
+    pub fn evict_oldest_but(&mut self, keep: impl Fn(&S) -> bool) -> Option<S> {
         let oldest = self
             .entries
             .iter()
             .enumerate()
+            .filter(|(_, e)| !keep(&e.snapshot))
             .min_by_key(|(_, e)| e.last_used)
             .map(|(i, _)| i)?;
         Some(self.entries.swap_remove(oldest).snapshot)
+    }
+
+    /// Takes the entry whose snapshot `is` picks out of the cache (its new owner extends
+    /// it in place); its snapshot.
+    ///
+    /// ```
+    /// use perch_engine::prefix_cache::PrefixCache;
+    /// let mut cache = PrefixCache::default();
+    /// cache.insert(vec![1, 2], 7);
+    /// assert_eq!(cache.take(|s| *s == 7), Some(7));
+    /// assert!(cache.is_empty());
+    /// ```
+    pub fn take(&mut self, is: impl Fn(&S) -> bool) -> Option<S> {
+        let at = self.entries.iter().position(|e| is(&e.snapshot))?;
+        Some(self.entries.swap_remove(at).snapshot)
     }
 
     /// Drops least recently used entries until at most `limit` tokens are held; their

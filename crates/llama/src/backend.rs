@@ -8,9 +8,13 @@
 //!
 //! The prefix cache keeps finished sequences parked under their own sequence ids: a new
 //! prompt that starts the same way copies the parked cells (`seq_cp`, which in a unified
-//! cache shares them rather than copying) and reads only the rest. Parked sequences give up
-//! their cells, least recently used first, as running ones need the room, and whenever
-//! the sequence ids run out.
+//! cache shares them rather than copying) and reads only the rest. There are as many ids
+//! as sequences may run at once, so parked ones use the ids running ones leave free (as
+//! llama-server's idle slots keep their last conversation): every parked cell widens
+//! every step's attention. Parked sequences give up their cells, least recently used
+//! first, as running ones need the room, and their ids when a new prompt needs one —
+//! the prompt's own prefix last: when it is the only one left, the prompt takes it over,
+//! cut back to what they share.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -67,8 +71,10 @@ impl LlamaCppBackend {
         serving: Serving,
     ) -> perch_engine::Result<LlamaCppBackend> {
         let sequences = serving.sequences;
-        // Running sequences and as many parked ones, within llama.cpp's limit of 256.
-        let ids = (2 * sequences).clamp(1, 256);
+        // As many sequences, running and parked together, as may run at once (within
+        // llama.cpp's limit of 256), as llama-server keeps one per slot: every parked one
+        // widens the attention of every step in a unified cache.
+        let ids = sequences.clamp(1, 256);
         let pool_tokens = serving.context * sequences;
         let threads = threads() as i32;
         let model = ModelContext::load(path, |params| {
@@ -251,25 +257,40 @@ impl Backend for LlamaCppBackend {
     }
 
     fn start(&mut self, id: SeqId, prompt: &[u32]) -> perch_engine::Result<usize> {
+        let hit = self.prefix.lookup(prompt).map(|h| (*h.snapshot, h.tokens));
         if self.free.is_empty() {
-            if let Some(parked) = self.prefix.evict_oldest() {
+            if let Some(parked) = self
+                .prefix
+                .evict_oldest_but(|&s| Some(s) == hit.map(|h| h.0))
+            {
                 self.unpark(parked);
             }
         }
-        let hit = self.prefix.lookup(prompt).map(|h| (*h.snapshot, h.tokens));
-        let slot = self
-            .free
-            .pop()
-            .ok_or_else(|| EngineError::StepFailed("no llama.cpp sequence is free".into()))?;
-        let reused = match hit {
-            Some((parked, tokens)) => {
+        let (slot, reused) = match (self.free.pop(), hit) {
+            (Some(slot), Some((parked, tokens))) => {
                 self.model
                     .context()
                     .copy_kv_cache_seq(parked, slot, Some(0), Some(tokens as u32))
                     .map_err(|e| failed("reusing a prefix", e))?;
-                tokens
+                (slot, tokens)
             }
-            None => 0,
+            (Some(slot), None) => (slot, 0),
+            // Every id is taken and the only kept sequence is the one this prompt
+            // continues: it becomes this sequence, cut back to the shared prefix.
+            (None, Some((parked, tokens))) => {
+                self.prefix.take(|&s| s == parked);
+                let _ = self.model.context().clear_kv_cache_seq(
+                    Some(parked as u32),
+                    Some(tokens as u32),
+                    None,
+                );
+                (parked, tokens)
+            }
+            (None, None) => {
+                return Err(EngineError::StepFailed(
+                    "no llama.cpp sequence is free".into(),
+                ))
+            }
         };
         self.running.insert(
             id,

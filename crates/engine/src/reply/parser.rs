@@ -229,6 +229,13 @@ impl ReplyParser {
                 Some(_) => {}
             }
         }
+        if openers.is_empty() {
+            // No marker can follow to take the whitespace before it: a newline goes out
+            // as it is written, not with the next word.
+            let ready = std::mem::take(&mut self.buffer);
+            self.text(out, &ready, true);
+            return false;
+        }
         let keep = held_back_with_space(&self.buffer, &openers);
         let ready: String = self.buffer.drain(..self.buffer.len() - keep).collect();
         self.text(out, &ready, false);
@@ -428,6 +435,20 @@ mod tests {
             template_takes_tools: true,
             reasons,
         }
+    }
+
+    #[test]
+    fn whitespace_goes_out_at_once_when_no_marker_can_follow() {
+        let plain = || ReplyParser::new(syntax(ToolSyntax::Hermes, false), false, false);
+        let mut parser = plain();
+        assert_eq!(parser.push("Once."), [ReplyPart::Text("Once.".into())]);
+        assert_eq!(parser.push("\n"), [ReplyPart::Text("\n".into())]);
+        assert_eq!(parser.push(" "), [ReplyPart::Text(" ".into())]);
+        assert_eq!(parser.finish(), []);
+        // Where a tool call may follow, the whitespace before it waits for what comes.
+        let mut parser = ReplyParser::new(syntax(ToolSyntax::Hermes, false), true, false);
+        assert_eq!(parser.push("Once.\n"), [ReplyPart::Text("Once.".into())]);
+        assert_eq!(parser.push("Then"), [ReplyPart::Text("\nThen".into())]);
     }
 
     /// Feeds `reply` in pieces of `size` bytes (on character boundaries) and gathers
