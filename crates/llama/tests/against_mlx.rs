@@ -13,10 +13,10 @@
 //!   (above 0.5 nats); they may part only at a step where either engine is nearly tied,
 //!   and the comparison stops there (the two runs then continue different texts).
 
-use perch_engine::generate::{Event, GenerateRequest, GeneratedToken};
-use perch_engine::sampler::SamplingParams;
-use perch_engine::text::chat_prompt::ChatInput;
-use perch_engine::text::template::ChatMessage;
+mod common;
+
+use common::{chat_prompt, greedy};
+use perch_engine::generate::GeneratedToken;
 use perch_engine::{Engine, EngineKind, MlxEngine, Serving};
 use perch_test_support::test_model;
 
@@ -33,28 +33,8 @@ const TOP: usize = 5;
 const LOGPROB_TOLERANCE: f32 = 0.25;
 const CLEAR_MARGIN: f32 = 0.5;
 
-fn greedy(engine: &dyn Engine, prompt: &str, tokens: usize) -> Vec<GeneratedToken> {
-    let messages = [ChatMessage::new("user", prompt)];
-    let chat = engine
-        .chat(&ChatInput::messages(&messages))
-        .expect("the template renders");
-    let request = GenerateRequest {
-        prompt: chat.tokens,
-        max_tokens: tokens,
-        ignore_eos: true,
-        sampling: SamplingParams {
-            logprobs: Some(TOP),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let mut out = Vec::new();
-    for event in engine.generate(request).expect("generation starts") {
-        if let Event::Chunk { tokens, .. } = event.expect("generation runs") {
-            out.extend(tokens);
-        }
-    }
-    out
+fn greedy_chat(engine: &dyn Engine, prompt: &str, tokens: usize) -> Vec<GeneratedToken> {
+    common::run(engine, greedy(chat_prompt(engine, prompt), tokens, TOP)).tokens
 }
 
 fn margin(token: &GeneratedToken) -> f32 {
@@ -72,8 +52,8 @@ fn both_engines_agree_on_the_same_gguf() {
     let mut compared = 0;
     let mut worst: f32 = 0.0;
     for prompt in PROMPTS {
-        let ours = greedy(&mlx, prompt, 24);
-        let theirs = greedy(&llama, prompt, 24);
+        let ours = greedy_chat(&mlx, prompt, 24);
+        let theirs = greedy_chat(&llama, prompt, 24);
         assert_eq!((ours.len(), theirs.len()), (24, 24), "{prompt}");
         // The first token's top 5: the same candidates, the same log-probabilities.
         let first_mlx = &ours[0].logprob.as_ref().unwrap().top;

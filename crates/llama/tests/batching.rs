@@ -13,10 +13,10 @@
 //! below what a mix-up of rows, positions or cells does (whole nats). Greedy tokens must
 //! match up to the first step where the solo run is within 0.15 nats of a tie.
 
+mod common;
+
+use common::{chat_prompt, collect, greedy};
 use perch_engine::generate::{Event, GenerateRequest, GeneratedToken};
-use perch_engine::sampler::SamplingParams;
-use perch_engine::text::chat_prompt::ChatInput;
-use perch_engine::text::template::ChatMessage;
 use perch_engine::{Engine, Serving};
 use perch_test_support::test_model;
 
@@ -24,30 +24,7 @@ const TOLERANCE: f32 = 0.15;
 const NEAR_TIE: f32 = 0.15;
 
 fn request(engine: &dyn Engine, prompt: &str, tokens: usize) -> GenerateRequest {
-    let messages = [ChatMessage::new("user", prompt)];
-    let chat = engine
-        .chat(&ChatInput::messages(&messages))
-        .expect("the template renders");
-    GenerateRequest {
-        prompt: chat.tokens,
-        max_tokens: tokens,
-        ignore_eos: true,
-        sampling: SamplingParams {
-            logprobs: Some(2),
-            ..Default::default()
-        },
-        ..Default::default()
-    }
-}
-
-fn collect(events: impl IntoIterator<Item = perch_engine::Result<Event>>) -> Vec<GeneratedToken> {
-    let mut out = Vec::new();
-    for event in events {
-        if let Event::Chunk { tokens, .. } = event.expect("generation runs") {
-            out.extend(tokens);
-        }
-    }
-    out
+    greedy(chat_prompt(engine, prompt), tokens, 2)
 }
 
 /// The largest log-probability difference over the steps compared.
@@ -96,12 +73,12 @@ fn prompts_read_inside_decode_steps_answer_as_alone() {
     }
     let short_run = shared.generate(short.clone()).expect("starts");
     let long_run = shared.generate(long.clone()).expect("starts");
-    first.extend(collect(running));
-    let batched = [first, collect(short_run), collect(long_run)];
+    first.extend(collect(running).tokens);
+    let batched = [first, collect(short_run).tokens, collect(long_run).tokens];
 
     for (i, (request, batched)) in [stream, short, long].into_iter().zip(&batched).enumerate() {
         let alone = perch_llama::load(&path, Serving::new(1, 2048)).expect("loads");
-        let solo = collect(alone.generate(request).expect("starts"));
+        let solo = common::run(&alone, request).tokens;
         let worst = assert_same(batched, &solo, &format!("request {i}"));
         eprintln!("request {i}: log-probabilities within {worst:.4} of its solo run");
     }

@@ -5,8 +5,10 @@
 //! runs read the shared part with one row, so kernels match), and a prompt sharing nothing
 //! with the kept turn must not pick any of it up.
 
-use perch_engine::generate::{Event, Finished, GenerateRequest, GeneratedToken};
-use perch_engine::sampler::SamplingParams;
+mod common;
+
+use common::greedy;
+use perch_engine::generate::{Finished, GeneratedToken};
 use perch_engine::text::chat_prompt::ChatInput;
 use perch_engine::text::template::ChatMessage;
 use perch_engine::{Engine, Serving};
@@ -14,34 +16,15 @@ use perch_test_support::test_model;
 
 const TOLERANCE: f32 = 1e-3;
 
-fn greedy(prompt: Vec<u32>, tokens: usize) -> GenerateRequest {
-    GenerateRequest {
-        prompt,
-        max_tokens: tokens,
-        ignore_eos: true,
-        sampling: SamplingParams {
-            logprobs: Some(1),
-            ..Default::default()
-        },
-        ..Default::default()
-    }
-}
-
-fn run(engine: &dyn Engine, request: GenerateRequest) -> (Vec<GeneratedToken>, String, Finished) {
-    let (mut tokens, mut text) = (Vec::new(), String::new());
-    for event in engine.generate(request).expect("starts") {
-        match event.expect("generation runs") {
-            Event::Chunk {
-                text: t,
-                tokens: ts,
-            } => {
-                text.push_str(&t);
-                tokens.extend(ts);
-            }
-            Event::Done(finished) => return (tokens, text, finished),
-        }
-    }
-    panic!("the generation ended without a summary");
+/// Greedy `tokens` after `prompt`: its tokens, text and summary.
+fn run(
+    engine: &dyn Engine,
+    prompt: Vec<u32>,
+    tokens: usize,
+) -> (Vec<GeneratedToken>, String, Finished) {
+    let out = common::run(engine, greedy(prompt, tokens, 1));
+    let finished = out.finished.expect("the generation ends with a summary");
+    (out.tokens, out.text, finished)
 }
 
 fn assert_same(reused: &[GeneratedToken], cold: &[GeneratedToken], what: &str) {
@@ -67,7 +50,7 @@ fn a_continued_turn_reuses_the_kept_sequence_and_answers_as_cold() {
         .chat(&ChatInput::messages(&first_turn))
         .expect("the template renders")
         .tokens;
-    let (_, answer, finished) = run(&engine, greedy(first.clone(), 16));
+    let (_, answer, finished) = run(&engine, first.clone(), 16);
     assert_eq!(
         finished.cached_tokens, 0,
         "nothing is kept before the first turn"
@@ -83,7 +66,7 @@ fn a_continued_turn_reuses_the_kept_sequence_and_answers_as_cold() {
         .expect("the template renders")
         .tokens;
     assert_eq!(&second[..first.len()], &first[..], "the turn continues");
-    let (reused, _, finished) = run(&engine, greedy(second.clone(), 16));
+    let (reused, _, finished) = run(&engine, second.clone(), 16);
     assert!(
         finished.cached_tokens >= first.len() && finished.cached_tokens < second.len(),
         "{} of {} tokens read from the kept sequence (first turn {})",
@@ -92,16 +75,16 @@ fn a_continued_turn_reuses_the_kept_sequence_and_answers_as_cold() {
         first.len()
     );
     let fresh = perch_llama::load(&path, Serving::new(1, 2048)).expect("loads");
-    let (cold, _, _) = run(&fresh, greedy(second, 16));
+    let (cold, _, _) = run(&fresh, second, 16);
     assert_same(&reused, &cold, "continued turn");
 
     // Token ids the chat template never starts with: nothing in common with what is kept.
     let unrelated: Vec<u32> = (0..40).map(|i| 500 + i * 3).collect();
-    let (kept_over, _, finished) = run(&engine, greedy(unrelated.clone(), 8));
+    let (kept_over, _, finished) = run(&engine, unrelated.clone(), 8);
     assert_eq!(
         finished.cached_tokens, 0,
         "an unrelated prompt shares nothing"
     );
-    let (cold, _, _) = run(&fresh, greedy(unrelated, 8));
+    let (cold, _, _) = run(&fresh, unrelated, 8);
     assert_same(&kept_over, &cold, "unrelated prompt");
 }

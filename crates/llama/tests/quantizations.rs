@@ -8,12 +8,12 @@
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
+mod common;
+
+use common::{chat_prompt, greedy};
 use llama_cpp_sys_2 as sys;
-use perch_engine::generate::{Event, GenerateRequest, GeneratedToken};
+use perch_engine::generate::GeneratedToken;
 use perch_engine::inspect::inspect;
-use perch_engine::sampler::SamplingParams;
-use perch_engine::text::chat_prompt::ChatInput;
-use perch_engine::text::template::ChatMessage;
 use perch_engine::{Engine, EngineKind, Serving};
 use perch_test_support::{test_model, ScratchDir};
 
@@ -37,28 +37,8 @@ fn quantize(from: &Path, to: &Path, ftype: sys::llama_ftype) {
 
 /// The first greedy tokens of a fixed chat, with their top-5 alternatives.
 fn first_tokens(engine: &dyn Engine) -> Vec<GeneratedToken> {
-    let messages = [ChatMessage::new(
-        "user",
-        "Name three colours of the rainbow.",
-    )];
-    let prompt = engine.chat(&ChatInput::messages(&messages)).unwrap().tokens;
-    let request = GenerateRequest {
-        prompt,
-        max_tokens: 8,
-        ignore_eos: true,
-        sampling: SamplingParams {
-            logprobs: Some(5),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let mut tokens = Vec::new();
-    for event in engine.generate(request).unwrap() {
-        if let Event::Chunk { tokens: more, .. } = event.unwrap() {
-            tokens.extend(more);
-        }
-    }
-    tokens
+    let prompt = chat_prompt(engine, "Name three colours of the rainbow.");
+    common::run(engine, greedy(prompt, 8, 5)).tokens
 }
 
 #[test]
