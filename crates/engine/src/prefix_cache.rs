@@ -30,6 +30,18 @@ pub struct PrefixHit<'a, S> {
     pub tokens: usize,
 }
 
+/// An entry as a prompt finds it.
+pub struct Candidate<'a, S> {
+    /// The kept state.
+    pub snapshot: &'a S,
+    /// Leading prompt tokens it covers (fewer than the prompt's, as in `PrefixHit`).
+    pub shared: usize,
+    /// Tokens it holds.
+    pub tokens: usize,
+    /// When it was last used: higher is more recent.
+    pub last_used: u64,
+}
+
 impl<S> Default for PrefixCache<S> {
     fn default() -> Self {
         PrefixCache {
@@ -69,23 +81,49 @@ impl<S> PrefixCache<S> {
     /// assert!(cache.lookup(&[7]).is_none());
     /// ```
     pub fn lookup(&mut self, prompt: &[u32]) -> Option<PrefixHit<'_, S>> {
-        let usable = prompt.len().saturating_sub(1);
-        let (best, shared) = self
-            .entries
-            .iter()
+        let best = self
+            .candidates(prompt)
             .enumerate()
-            .map(|(i, e)| (i, common_prefix(&e.tokens, prompt).min(usable)))
-            .max_by_key(|&(i, shared)| (shared, self.entries[i].last_used))?;
-        if shared == 0 {
-            return None;
-        }
+            .filter(|(_, c)| c.shared > 0)
+            .max_by_key(|(_, c)| (c.shared, c.last_used))
+            .map(|(i, c)| (i, c.shared))?;
+        let (at, shared) = best;
         self.clock += 1;
-        let entry = &mut self.entries[best];
+        let entry = &mut self.entries[at];
         entry.last_used = self.clock;
         Some(PrefixHit {
             snapshot: &entry.snapshot,
             tokens: shared,
         })
+    }
+
+    /// Every entry as `prompt` finds it, for a backend that weighs more than the longest
+    /// shared prefix in choosing one (nothing is marked as used: see `touch`).
+    ///
+    /// ```
+    /// use perch_engine::prefix_cache::PrefixCache;
+    /// let mut cache = PrefixCache::default();
+    /// cache.insert(vec![1, 2, 3, 4], "a");
+    /// cache.insert(vec![5, 6], "b");
+    /// let found: Vec<_> = cache.candidates(&[1, 2, 9]).map(|c| (*c.snapshot, c.shared, c.tokens)).collect();
+    /// assert_eq!(found, [("a", 2, 4), ("b", 0, 2)]);
+    /// ```
+    pub fn candidates<'a>(&'a self, prompt: &'a [u32]) -> impl Iterator<Item = Candidate<'a, S>> {
+        let usable = prompt.len().saturating_sub(1);
+        self.entries.iter().map(move |e| Candidate {
+            snapshot: &e.snapshot,
+            shared: common_prefix(&e.tokens, prompt).min(usable),
+            tokens: e.tokens.len(),
+            last_used: e.last_used,
+        })
+    }
+
+    /// Marks the entry whose snapshot `is` picks out as just used.
+    pub fn touch(&mut self, is: impl Fn(&S) -> bool) {
+        self.clock += 1;
+        if let Some(entry) = self.entries.iter_mut().find(|e| is(&e.snapshot)) {
+            entry.last_used = self.clock;
+        }
     }
 
     /// Keeps `snapshot`, the state after `tokens`. An entry that is a prefix of `tokens`

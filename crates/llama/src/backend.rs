@@ -1,20 +1,15 @@
-//! The llama.cpp backend of Perch's scheduler. One context per model, with a unified KV
-//! cache of `sequences × context` cells and a llama.cpp sequence id per running request.
-//! A prompt is read in the chunks the scheduler asks for; a decode step is one llama.cpp
-//! batch holding each running sequence's last token (and, while a prompt is being read
-//! beside them, that prompt's next chunk, so the chunk shares the step's pass over the
-//! weights), and the logits of every row come back as one `[rows, vocab]` array for
-//! Perch's sampler.
+//! The llama.cpp backend of Perch's scheduler. One context per model, its KV cache split
+//! into one stream of `context` cells per sequence id (as llama-server's slots are), each
+//! attended only by its own sequence. A prompt is read in the chunks the scheduler asks
+//! for; a decode step is one llama.cpp batch holding each running sequence's last token
+//! (and, while a prompt is being read beside them, that prompt's next chunk), in stream
+//! order so that consecutive streams share a pass over the weights, and the logits of
+//! every row come back as one `[rows, vocab]` array for Perch's sampler.
 //!
-//! The prefix cache keeps finished sequences parked under their own sequence ids: a new
-//! prompt that starts the same way copies the parked cells (`seq_cp`, which in a unified
-//! cache shares them rather than copying) and reads only the rest. There are as many ids
-//! as sequences may run at once, so parked ones use the ids running ones leave free (as
-//! llama-server's idle slots keep their last conversation): every parked cell widens
-//! every step's attention. Parked sequences give up their cells, least recently used
-//! first, as running ones need the room, and their ids when a new prompt needs one —
-//! the prompt's own prefix last: when it is the only one left, the prompt takes it over,
-//! cut back to what they share.
+//! The prefix cache keeps finished sequences in their streams: a new prompt that
+//! continues one takes its stream over, cut back to what they share, and reads only the
+//! rest (`streams` says which stream a prompt gets). A kept sequence costs nothing while
+//! it waits — its cells are its own — and goes when its stream is wanted.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -32,16 +27,26 @@ use perch_mlx::{Array, Dtype};
 
 use crate::context::{context_size, ModelContext};
 use crate::embedding::EmbedTask;
+use crate::streams::{place, Held, Placement};
 use crate::{failed, threads};
 
 /// Most prompt tokens the scheduler reads in one step: a llama.cpp batch holds them
 /// beside a decode step's rows.
 const CHUNK: usize = perch_engine::prefill_pacer::PrefillPacer::MAX;
 
-/// A running sequence: its llama.cpp sequence id and how many positions it holds.
+/// A running sequence: its stream (its llama.cpp sequence id) and how many positions it
+/// holds.
 struct Slot {
     id: i32,
     len: usize,
+}
+
+/// What one row of a step's batch is: a running sequence's next token, or a chunk of a
+/// prompt (index into the step's chunks).
+#[derive(Clone, Copy)]
+enum Entry {
+    Row(usize),
+    Chunk(usize),
 }
 
 /// A GGUF model in llama.cpp and the state of its sequences.
@@ -51,13 +56,11 @@ pub struct LlamaCppBackend {
     eos: Vec<u32>,
     vocab: usize,
     context: usize,
-    /// KV cells for running and kept sequences together.
-    pool_tokens: usize,
+    /// Streams (llama.cpp sequence ids): as many as sequences may run at once.
+    streams: usize,
     kv_bytes_per_token: usize,
     running: HashMap<SeqId, Slot>,
-    /// llama.cpp sequence ids not in use.
-    free: Vec<i32>,
-    /// Kept sequences, each parked under its own llama.cpp sequence id.
+    /// Kept sequences, each in its own stream.
     prefix: PrefixCache<i32>,
     batch: LlamaBatch<'static>,
 }
@@ -70,20 +73,16 @@ impl LlamaCppBackend {
         text: &GgufText,
         serving: Serving,
     ) -> perch_engine::Result<LlamaCppBackend> {
-        let sequences = serving.sequences;
-        // As many sequences, running and parked together, as may run at once (within
-        // llama.cpp's limit of 256), as llama-server keeps one per slot: every parked one
-        // widens the attention of every step in a unified cache.
-        let ids = sequences.clamp(1, 256);
-        let pool_tokens = serving.context * sequences;
+        // A stream per sequence that may run at once, within llama.cpp's limit of 256.
+        let streams = serving.sequences.clamp(1, 256);
         let threads = threads() as i32;
         let model = ModelContext::load(path, |params| {
             params
-                .with_n_ctx(context_size(pool_tokens))
-                .with_n_batch((CHUNK + sequences) as u32)
-                .with_n_ubatch((CHUNK + sequences) as u32)
-                .with_n_seq_max(ids as u32)
-                .with_kv_unified(true)
+                .with_n_ctx(context_size(serving.context * streams))
+                .with_n_batch((CHUNK + streams) as u32)
+                .with_n_ubatch((CHUNK + streams) as u32)
+                .with_n_seq_max(streams as u32)
+                .with_kv_unified(false)
                 .with_type_k(KvCacheType::F16)
                 .with_type_v(KvCacheType::F16)
                 .with_n_threads(threads)
@@ -102,15 +101,14 @@ impl LlamaCppBackend {
             eos: text.eos_token_ids.clone(),
             vocab,
             context: serving.context,
-            pool_tokens,
+            streams,
             // Keys and values in float16, every layer.
             kv_bytes_per_token: 2
                 * 2
                 * (c.num_hidden_layers * c.num_key_value_heads * c.head_dim) as usize,
             running: HashMap::new(),
-            free: (0..ids as i32).rev().collect(),
             prefix: PrefixCache::default(),
-            batch: LlamaBatch::new(CHUNK + sequences, 1),
+            batch: LlamaBatch::new(CHUNK + streams, 1),
             model,
         })
     }
@@ -130,104 +128,114 @@ impl LlamaCppBackend {
         self.running.values().map(|s| s.len).sum()
     }
 
-    /// Gives back the cells of the parked sequence `id`, and the id.
-    fn unpark(&mut self, id: i32) {
+    /// Empties stream `id`.
+    fn clear(&mut self, id: i32) {
         let _ = self
             .model
             .context()
             .clear_kv_cache_seq(Some(id as u32), None, None);
-        self.free.push(id);
     }
 
-    /// Drops parked sequences until the running ones, with `more` positions to come, fit
-    /// in the pool.
-    fn make_room(&mut self, more: usize) {
-        let room = self
-            .pool_tokens
-            .saturating_sub(self.running_tokens() + more);
-        for id in self.prefix.shrink_to(room) {
-            self.unpark(id);
+    /// Cuts stream `id` back to its first `tokens` positions.
+    fn truncate(&mut self, id: i32, tokens: usize) {
+        let _ = self
+            .model
+            .context()
+            .clear_kv_cache_seq(Some(id as u32), Some(tokens as u32), None);
+    }
+
+    /// What each stream holds, as `prompt` sees it.
+    fn streams_for(&self, prompt: &[u32]) -> Vec<Held> {
+        let mut held = vec![Held::Empty; self.streams];
+        for slot in self.running.values() {
+            held[slot.id as usize] = Held::Running;
         }
+        for kept in self.prefix.candidates(prompt) {
+            held[*kept.snapshot as usize] = Held::Kept {
+                shared: kept.shared,
+                tokens: kept.tokens,
+                last_used: kept.last_used,
+            };
+        }
+        held
     }
 
-    /// Runs the batch, making room and trying again when the cache has no slot for it.
-    fn decode_batch(&mut self) -> perch_engine::Result<()> {
-        match self.model.context().decode(&mut self.batch) {
-            Err(llama_cpp_2::DecodeError::NoKvCacheSlot) => {
-                while let Some(id) = self.prefix.evict_oldest() {
-                    self.unpark(id);
-                }
-                self.model
-                    .context()
-                    .decode(&mut self.batch)
-                    .map_err(|e| failed("decoding", e))
+    /// Runs a step: each sequence of `rows` fed its token from `tokens`, and each of
+    /// `chunks`, all in one batch ordered by stream. Returns the logits of the rows as one
+    /// `[rows, vocab]` array (none without rows), and of each chunk that ends a prompt.
+    fn step(
+        &mut self,
+        rows: &[SeqId],
+        tokens: &[u32],
+        chunks: &[PromptChunk<'_>],
+    ) -> perch_engine::Result<(Option<Array>, Vec<Option<Array>>)> {
+        let mut order: Vec<(i32, Entry)> = Vec::with_capacity(rows.len() + chunks.len());
+        for (row, &id) in rows.iter().enumerate() {
+            order.push((self.slot(id)?.id, Entry::Row(row)));
+        }
+        for (chunk, c) in chunks.iter().enumerate() {
+            order.push((self.slot(c.id)?.id, Entry::Chunk(chunk)));
+        }
+        order.sort_by_key(|&(stream, _)| stream);
+        // Where each row's logits, and each chunk's last, are in the batch.
+        let mut row_at = vec![0; rows.len()];
+        let mut chunk_end = vec![0; chunks.len()];
+        let mut fed_to = Vec::with_capacity(order.len());
+        self.batch.clear();
+        for (stream, entry) in order {
+            let (id, fed, logits): (SeqId, &[u32], bool) = match entry {
+                Entry::Row(r) => (rows[r], std::slice::from_ref(&tokens[r]), true),
+                Entry::Chunk(c) => (chunks[c].id, chunks[c].tokens, chunks[c].last),
+            };
+            let start = self.slot(id)?.len;
+            for (i, &token) in fed.iter().enumerate() {
+                let last = i + 1 == fed.len();
+                self.batch
+                    .add(
+                        LlamaToken(token as i32),
+                        (start + i) as i32,
+                        &[stream],
+                        logits && last,
+                    )
+                    .map_err(|e| failed("filling a batch", e))?;
             }
-            other => other.map_err(|e| failed("decoding", e)),
+            let end = self.batch.n_tokens() as usize - 1;
+            match entry {
+                Entry::Row(r) => row_at[r] = end,
+                Entry::Chunk(c) => chunk_end[c] = end,
+            }
+            fed_to.push((id, fed.len()));
         }
-    }
-
-    /// Adds to the batch each sequence of `rows` fed its token from `tokens`, all giving
-    /// logits.
-    fn add_rows(&mut self, rows: &[SeqId], tokens: &Array) -> perch_engine::Result<()> {
-        let tokens = tokens.astype(Dtype::Uint32)?.to_vec::<u32>()?;
-        for (&id, &token) in rows.iter().zip(&tokens) {
-            let slot = self.slot(id)?;
-            let (seq, pos) = (slot.id, slot.len as i32);
-            self.batch
-                .add(LlamaToken(token as i32), pos, &[seq], true)
-                .map_err(|e| failed("filling a batch", e))?;
+        self.model
+            .context()
+            .decode(&mut self.batch)
+            .map_err(|e| failed("decoding", e))?;
+        for (id, fed) in fed_to {
+            if let Some(slot) = self.running.get_mut(&id) {
+                slot.len += fed;
+            }
         }
-        Ok(())
-    }
-
-    /// Adds to the batch `tokens`, the next part of sequence `id`'s prompt; with `last`
-    /// the final one gives logits.
-    fn add_chunk(&mut self, id: SeqId, tokens: &[u32], last: bool) -> perch_engine::Result<()> {
-        let (seq, start) = {
-            let slot = self.slot(id)?;
-            (slot.id, slot.len)
+        let rows_logits = match rows.len() {
+            0 => None,
+            n => {
+                let mut all = Vec::with_capacity(n * self.vocab);
+                for &entry in &row_at {
+                    all.extend_from_slice(self.model.context().get_logits_ith(entry as i32));
+                }
+                Some(Array::from_slice(&all, &[n as i32, self.vocab as i32])?)
+            }
         };
-        for (i, &token) in tokens.iter().enumerate() {
-            let final_one = last && i + 1 == tokens.len();
-            self.batch
-                .add(
-                    LlamaToken(token as i32),
-                    (start + i) as i32,
-                    &[seq],
-                    final_one,
-                )
-                .map_err(|e| failed("filling a batch", e))?;
+        let mut after = Vec::with_capacity(chunks.len());
+        for (chunk, &end) in chunks.iter().zip(&chunk_end) {
+            after.push(match chunk.last {
+                true => {
+                    let logits = self.model.context().get_logits_ith(end as i32).to_vec();
+                    Some(Array::from_slice(&logits, &[1, self.vocab as i32])?)
+                }
+                false => None,
+            });
         }
-        Ok(())
-    }
-
-    /// Counts `tokens` more positions held by sequence `id`.
-    fn advance(&mut self, id: SeqId, tokens: usize) {
-        if let Some(slot) = self.running.get_mut(&id) {
-            slot.len += tokens;
-        }
-    }
-
-    /// Counts one more position held by each of `rows`.
-    fn advance_rows(&mut self, rows: &[SeqId]) {
-        for &id in rows {
-            self.advance(id, 1);
-        }
-    }
-
-    /// The logits of batch entry `entry` as a `[1, vocab]` array.
-    fn logits_of(&mut self, entry: usize) -> perch_engine::Result<Array> {
-        let logits = self.model.context().get_logits_ith(entry as i32).to_vec();
-        Ok(Array::from_slice(&logits, &[1, self.vocab as i32])?)
-    }
-
-    /// The logits of batch entries `0..rows` as one `[rows, vocab]` array.
-    fn logits(&mut self, rows: usize) -> perch_engine::Result<Array> {
-        let mut all = Vec::with_capacity(rows * self.vocab);
-        for row in 0..rows {
-            all.extend_from_slice(self.model.context().get_logits_ith(row as i32));
-        }
-        Ok(Array::from_slice(&all, &[rows as i32, self.vocab as i32])?)
+        Ok((rows_logits, after))
     }
 
     fn slot(&self, id: SeqId) -> perch_engine::Result<&Slot> {
@@ -257,45 +265,31 @@ impl Backend for LlamaCppBackend {
     }
 
     fn start(&mut self, id: SeqId, prompt: &[u32]) -> perch_engine::Result<usize> {
-        let hit = self.prefix.lookup(prompt).map(|h| (*h.snapshot, h.tokens));
-        if self.free.is_empty() {
-            if let Some(parked) = self
-                .prefix
-                .evict_oldest_but(|&s| Some(s) == hit.map(|h| h.0))
-            {
-                self.unpark(parked);
+        let placement = place(&self.streams_for(prompt))
+            .ok_or_else(|| EngineError::StepFailed("every llama.cpp sequence is running".into()))?;
+        let (stream, reused) = match placement {
+            Placement::Empty(stream) => (stream as i32, 0),
+            Placement::TakeOver { stream, shared } => {
+                let stream = stream as i32;
+                self.prefix.take(|&s| s == stream);
+                self.truncate(stream, shared);
+                (stream, shared)
             }
-        }
-        let (slot, reused) = match (self.free.pop(), hit) {
-            (Some(slot), Some((parked, tokens))) => {
+            Placement::Copy { from, into, shared } => {
+                let (from, into) = (from as i32, into as i32);
+                self.prefix.touch(|&s| s == from);
                 self.model
                     .context()
-                    .copy_kv_cache_seq(parked, slot, Some(0), Some(tokens as u32))
+                    .copy_kv_cache_seq(from, into, None, None)
                     .map_err(|e| failed("reusing a prefix", e))?;
-                (slot, tokens)
-            }
-            (Some(slot), None) => (slot, 0),
-            // Every id is taken and the only kept sequence is the one this prompt
-            // continues: it becomes this sequence, cut back to the shared prefix.
-            (None, Some((parked, tokens))) => {
-                self.prefix.take(|&s| s == parked);
-                let _ = self.model.context().clear_kv_cache_seq(
-                    Some(parked as u32),
-                    Some(tokens as u32),
-                    None,
-                );
-                (parked, tokens)
-            }
-            (None, None) => {
-                return Err(EngineError::StepFailed(
-                    "no llama.cpp sequence is free".into(),
-                ))
+                self.truncate(into, shared);
+                (into, shared)
             }
         };
         self.running.insert(
             id,
             Slot {
-                id: slot,
+                id: stream,
                 len: reused,
             },
         );
@@ -308,24 +302,14 @@ impl Backend for LlamaCppBackend {
         tokens: &[u32],
         last: bool,
     ) -> perch_engine::Result<Option<Array>> {
-        self.make_room(tokens.len());
-        self.batch.clear();
-        self.add_chunk(id, tokens, last)?;
-        self.decode_batch()?;
-        self.advance(id, tokens.len());
-        if !last {
-            return Ok(None);
-        }
-        Ok(Some(self.logits_of(tokens.len() - 1)?))
+        let chunk = PromptChunk { id, tokens, last };
+        let (_, mut after) = self.step(&[], &[], &[chunk])?;
+        Ok(after.pop().flatten())
     }
 
     fn decode(&mut self, rows: &[SeqId], tokens: &Array) -> perch_engine::Result<Array> {
-        self.make_room(rows.len());
-        self.batch.clear();
-        self.add_rows(rows, tokens)?;
-        self.decode_batch()?;
-        self.advance_rows(rows);
-        self.logits(rows.len())
+        let tokens = tokens.astype(Dtype::Uint32)?.to_vec::<u32>()?;
+        self.step(rows, &tokens, &[])?.0.ok_or_else(no_rows)
     }
 
     fn decodes_synchronously(&self) -> bool {
@@ -339,26 +323,9 @@ impl Backend for LlamaCppBackend {
         chunks: &[PromptChunk<'_>],
     ) -> Option<perch_engine::Result<(Array, Vec<Option<Array>>)>> {
         let mut step = || {
-            let prompt_tokens: usize = chunks.iter().map(|c| c.tokens.len()).sum();
-            self.make_room(rows.len() + prompt_tokens);
-            self.batch.clear();
-            self.add_rows(rows, tokens)?;
-            for chunk in chunks {
-                self.add_chunk(chunk.id, chunk.tokens, chunk.last)?;
-            }
-            self.decode_batch()?;
-            self.advance_rows(rows);
-            let mut entry = rows.len();
-            let mut after = Vec::with_capacity(chunks.len());
-            for chunk in chunks {
-                self.advance(chunk.id, chunk.tokens.len());
-                entry += chunk.tokens.len();
-                after.push(match chunk.last {
-                    true => Some(self.logits_of(entry - 1)?),
-                    false => None,
-                });
-            }
-            Ok((self.logits(rows.len())?, after))
+            let tokens = tokens.astype(Dtype::Uint32)?.to_vec::<u32>()?;
+            let (logits, after) = self.step(rows, &tokens, chunks)?;
+            Ok((logits.ok_or_else(no_rows)?, after))
         };
         Some(step())
     }
@@ -367,32 +334,23 @@ impl Backend for LlamaCppBackend {
         let Some(slot) = self.running.remove(&id) else {
             return;
         };
-        if tokens.is_empty() {
-            self.unpark(slot.id);
-            return;
+        // Positions past what is kept (the last token fed, unread) go; the rest is kept.
+        self.truncate(slot.id, tokens.len());
+        for stream in self.prefix.insert(tokens.to_vec(), slot.id) {
+            self.clear(stream);
         }
-        // Positions past what is kept (the last token fed, unread) go; the rest is parked.
-        let _ = self.model.context().clear_kv_cache_seq(
-            Some(slot.id as u32),
-            Some(tokens.len() as u32),
-            None,
-        );
-        for id in self.prefix.insert(tokens.to_vec(), slot.id) {
-            self.unpark(id);
-        }
-        self.make_room(0);
     }
 
     fn reset(&mut self) {
         let running: Vec<i32> = self.running.drain().map(|(_, s)| s.id).collect();
-        for id in running {
-            self.unpark(id);
+        for stream in running {
+            self.clear(stream);
         }
     }
 
     fn forget_kept(&mut self) {
-        for id in self.prefix.shrink_to(0) {
-            self.unpark(id);
+        for stream in self.prefix.shrink_to(0) {
+            self.clear(stream);
         }
     }
 
@@ -415,4 +373,9 @@ impl Backend for LlamaCppBackend {
     ) -> perch_engine::Result<Option<Vec<Vec<f32>>>> {
         embedding.step(&mut self.model, tokens)
     }
+}
+
+/// The error of a decode step asked for with no rows.
+fn no_rows() -> EngineError {
+    EngineError::StepFailed("a decode step with no sequences".into())
 }

@@ -13,6 +13,7 @@
 mod backend;
 mod context;
 mod embedding;
+mod streams;
 mod threads;
 
 use std::path::Path;

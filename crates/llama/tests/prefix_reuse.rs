@@ -1,13 +1,16 @@
-//! Prefix reuse on the llama.cpp backend with a single sequence id: a finished turn stays
-//! kept in llama.cpp's KV cache, and the next turn that continues it takes that id over,
-//! reading only what is new. The reused cells must answer exactly as a cold read of the
-//! whole prompt does on a fresh engine (same tokens, log-probabilities within 1e-3: both
-//! runs read the shared part with one row, so kernels match), and a prompt sharing nothing
-//! with the kept turn must not pick any of it up.
+//! Prefix reuse on the llama.cpp backend. With a single sequence id, a finished turn stays
+//! kept in its stream of llama.cpp's KV cache, and the next turn that continues it takes
+//! that stream over, reading only what is new. With two, a prompt sharing a long document
+//! with a kept turn but asking something else gets a copy of that stream, and the kept
+//! turn stays whole for its own next turn. Reused cells must answer as a cold read of the
+//! whole prompt does on a fresh engine: exactly (log-probabilities within 1e-3) for the
+//! short conversation, whose attention spans too few cells for llama.cpp's kernels to
+//! change with the batch; within `common::assert_close`'s bounds over the long document.
+//! A prompt sharing nothing with the kept turn must not pick any of it up.
 
 mod common;
 
-use common::greedy;
+use common::{assert_close, greedy};
 use perch_engine::generate::{Finished, GeneratedToken};
 use perch_engine::text::chat_prompt::ChatInput;
 use perch_engine::text::template::ChatMessage;
@@ -22,7 +25,7 @@ fn run(
     prompt: Vec<u32>,
     tokens: usize,
 ) -> (Vec<GeneratedToken>, String, Finished) {
-    let out = common::run(engine, greedy(prompt, tokens, 1));
+    let out = common::run(engine, greedy(prompt, tokens, 2));
     let finished = out.finished.expect("the generation ends with a summary");
     (out.tokens, out.text, finished)
 }
@@ -39,6 +42,19 @@ fn assert_same(reused: &[GeneratedToken], cold: &[GeneratedToken], what: &str) {
             c.logprob
         );
     }
+}
+
+/// The tokens of `messages` (user, assistant, user, ...) in `engine`'s template.
+fn chat(engine: &dyn Engine, messages: &[&str]) -> Vec<u32> {
+    let messages: Vec<ChatMessage> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, text)| ChatMessage::new(["user", "assistant"][i % 2], text))
+        .collect();
+    engine
+        .chat(&ChatInput::messages(&messages))
+        .expect("the template renders")
+        .tokens
 }
 
 #[test]
@@ -87,4 +103,45 @@ fn a_continued_turn_reuses_the_kept_sequence_and_answers_as_cold() {
     );
     let (cold, _, _) = run(&fresh, unrelated, 8);
     assert_same(&kept_over, &cold, "unrelated prompt");
+}
+
+#[test]
+fn a_prompt_sharing_a_long_document_copies_it_and_the_kept_turn_stays_whole() {
+    let path = test_model();
+    let serving = Serving::new(2, 2048);
+    let engine = perch_llama::load(&path, serving).expect("llama.cpp loads it");
+    let document: String = (0..40)
+        .map(|i| format!("River {i} flows past the town of Ford {}. ", i * 7))
+        .collect();
+    let ask = |question: &str| format!("{document}\n\n{question}");
+    let (rivers, towns) = (ask("Which river is the first?"), ask("Name one town."));
+
+    let first = chat(&engine, &[&rivers]);
+    let (_, answer, _) = run(&engine, first.clone(), 16);
+    let other = chat(&engine, &[&towns]);
+    let shared = first.iter().zip(&other).take_while(|(a, b)| a == b).count();
+    assert!(
+        shared >= 300,
+        "the prompts share the document ({shared} tokens)"
+    );
+    let (copied, _, finished) = run(&engine, other.clone(), 16);
+    assert_eq!(
+        finished.cached_tokens, shared,
+        "the other question reads only what follows the document"
+    );
+    let fresh = perch_llama::load(&path, serving).expect("loads");
+    let (cold, _, _) = run(&fresh, other, 16);
+    assert_close(&copied, &cold, "question on a copied document");
+
+    // The first turn was copied, not taken over: its next turn finds all of it.
+    let next = chat(&engine, &[&rivers, &answer, "And the last?"]);
+    let (reused, _, finished) = run(&engine, next.clone(), 16);
+    assert!(
+        finished.cached_tokens >= first.len(),
+        "{} tokens read from the kept turn of {}",
+        finished.cached_tokens,
+        first.len()
+    );
+    let (cold, _, _) = run(&fresh, next, 16);
+    assert_close(&reused, &cold, "next turn of the kept one");
 }
