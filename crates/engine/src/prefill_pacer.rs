@@ -46,6 +46,26 @@ impl PrefillPacer {
         }
     }
 
+    /// The most tokens, up to [`Self::MAX`], that read within `target` at the measured
+    /// rate, however small the last chunk was: whether a prompt's rest is short enough to
+    /// read in one chunk (a small chunk's rate understates the device, so this errs
+    /// short; [`Self::FIRST`] before any rate is known).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use perch_engine::prefill_pacer::PrefillPacer;
+    /// let mut pacer = PrefillPacer::default();
+    /// pacer.record(8, Duration::from_millis(40)); // 200 tok/s
+    /// assert_eq!(pacer.chunk_for(Duration::from_millis(250)), 32);
+    /// assert_eq!(pacer.reads_within(Duration::from_millis(250)), 50);
+    /// ```
+    pub fn reads_within(&self, target: Duration) -> usize {
+        match self.rate {
+            None => Self::FIRST,
+            Some(rate) => ((rate * target.as_secs_f64()) as usize).min(Self::MAX),
+        }
+    }
+
     /// Records that `tokens` took `elapsed`, and sizes the next chunk from that rate.
     ///
     /// ```

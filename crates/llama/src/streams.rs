@@ -42,7 +42,7 @@ pub(crate) enum Placement {
 
 /// Prompt tokens that are worth a gap in the running streams: reading them once costs
 /// about what a second pass over the weights on every step of a reply does.
-const GAP_TOKENS: usize = 32;
+const GAP_TOKENS: usize = 16;
 
 /// Shared tokens worth a whole-stream copy (a copy moves every cell of the stream, used
 /// or not: tens of milliseconds for a small model on a CPU).
@@ -168,15 +168,15 @@ mod tests {
     #[test]
     fn a_few_shared_tokens_do_not_open_a_gap() {
         // A shared system prompt is not worth a second pass on every step...
-        let streams = [Running, Empty, Empty, kept(20, 80, 1)];
+        let streams = [Running, Empty, Empty, kept(10, 80, 1)];
         assert_eq!(place(&streams), Some(Placement::Empty(1)));
         // ...but is taken where it opens none.
-        let streams = [Running, kept(20, 80, 1), Empty];
+        let streams = [Running, kept(10, 80, 1), Empty];
         assert_eq!(
             place(&streams),
             Some(Placement::TakeOver {
                 stream: 1,
-                shared: 20
+                shared: 10
             })
         );
     }

@@ -361,11 +361,17 @@ impl<B: Backend> Scheduler<B> {
             let logits = self.backend.decode(&rows, &tokens)?;
             let build_time = built.elapsed();
             perch_mlx::async_eval(&[&logits])?;
+            // A backend that decodes synchronously has run the step by now: its time
+            // began when it was built.
+            let queued = match self.backend.decodes_synchronously() {
+                true => built,
+                false => Instant::now(),
+            };
             Some(Step {
                 rows,
                 logits,
                 build_time,
-                queued: Some(Instant::now()),
+                queued: Some(queued),
             })
         };
         self.read_pending()?;
@@ -386,14 +392,14 @@ impl<B: Backend> Scheduler<B> {
         if self.decoding.is_empty() || !matches!(self.reading.front(), Some(Reading::Prompt(_))) {
             return Ok(false);
         }
-        let short = self.pacer.chunk_for(self.policy.short_prompt);
+        let short = self.pacer.reads_within(self.policy.short_prompt);
         let mut taken: Vec<(Box<Sequence>, usize)> = Vec::new();
         let mut used = 0;
         while let Some(Reading::Prompt(seq)) = self.reading.front() {
             let rest = seq.request.prompt.len() - seq.prefilled;
             let tokens = match taken.is_empty() {
                 true => self.prompt_chunk(rest),
-                false if used + rest <= short.min(PrefillPacer::MAX) => rest,
+                false if used + rest <= short => rest,
                 false => break,
             };
             let Some(Reading::Prompt(seq)) = self.reading.pop_front() else {
@@ -423,13 +429,25 @@ impl<B: Backend> Scheduler<B> {
                 return failed_or_not_mixed.map_or(Ok(false), |e| e.map(|_| false));
             }
         };
+        let elapsed = built.elapsed();
         tracing::trace!(
             rows = rows.len(),
             prompts = taken.len(),
             tokens = used,
-            ms = built.elapsed().as_millis(),
+            ms = elapsed.as_millis(),
             "decode step with prefill chunks"
         );
+        // The chunks took what the step took beyond a plain decode step: the rate that
+        // sizes the next chunks read beside the streams (a few tokens' share is mostly
+        // noise, and would set a rate that keeps the chunks that small).
+        if let Some(extra) = self
+            .decode_step
+            .filter(|_| used >= PrefillPacer::FIRST)
+            .and_then(|step| elapsed.checked_sub(step))
+            .filter(|extra| !extra.is_zero())
+        {
+            self.pacer.record(used, extra);
+        }
         let (logits, after_prompts) = stepped;
         self.sample_step(Step {
             rows,
@@ -610,7 +628,7 @@ impl<B: Backend> Scheduler<B> {
     /// within the policy's short prompt time (the streams pause once, briefly, rather than
     /// the prompt trickling in over many steps).
     fn prompt_chunk(&self, remaining: usize) -> usize {
-        if remaining <= self.pacer.chunk_for(self.policy.short_prompt) {
+        if remaining <= self.pacer.reads_within(self.policy.short_prompt) {
             return remaining;
         }
         self.pacer.chunk_for(self.chunk_time()).min(remaining)

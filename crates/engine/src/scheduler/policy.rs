@@ -36,7 +36,7 @@ impl Default for SchedulePolicy {
             idle_chunk: Duration::from_secs(1),
             interleave: 0.5,
             min_chunk: Duration::from_millis(1),
-            short_prompt: Duration::from_millis(100),
+            short_prompt: Duration::from_millis(250),
         }
     }
 }
