@@ -157,27 +157,11 @@ impl<S> PrefixCache<S> {
     }
 
     /// Drops the least recently used entry; its snapshot.
-    pub fn evict_oldest(&mut self) -> Option<S> {
-        self.evict_oldest_but(|_| false)
-    }
-
-    /// Drops the least recently used entry whose snapshot is not one to `keep`; its
-    /// snapshot.
-    ///
-    /// ```
-    /// use perch_engine::prefix_cache::PrefixCache;
-    /// let mut cache = PrefixCache::default();
-    /// cache.insert(vec![1], "old");
-    /// cache.insert(vec![2], "new");
-    /// assert_eq!(cache.evict_oldest_but(|s| *s == "old"), Some("new"));
-    /// assert_eq!(cache.evict_oldest_but(|s| *s == "old"), None);
-    /// ```
-    pub fn evict_oldest_but(&mut self, keep: impl Fn(&S) -> bool) -> Option<S> {
+    fn evict_oldest(&mut self) -> Option<S> {
         let oldest = self
             .entries
             .iter()
             .enumerate()
-            .filter(|(_, e)| !keep(&e.snapshot))
             .min_by_key(|(_, e)| e.last_used)
             .map(|(i, _)| i)?;
         Some(self.entries.swap_remove(oldest).snapshot)

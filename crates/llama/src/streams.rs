@@ -2,13 +2,15 @@
 //! sequence id (as llama-server has one per slot), each attended only by its own sequence;
 //! a stream is empty, running, or keeps a finished sequence for the prefix cache.
 //!
-//! Two things decide: what a kept sequence saves the prompt reading, and whether the
-//! running streams stay consecutive. llama.cpp splits a step into one pass over the
-//! weights per run of consecutive stream ids, so a gap costs every running sequence a
-//! second pass on every step until it closes. Streams copy only whole (a partial copy
-//! across streams is not supported), so a kept sequence is either taken over by the
-//! prompt that continues it or, when it shares much and holds more worth keeping, copied
-//! into an empty stream.
+//! A kept sequence is worth what it saves the prompts to come, so a new prompt does not
+//! take one over while an empty stream is left, unless it continues that sequence (what
+//! the kept one holds past their shared prefix is a turn's ending the new prompt rewrites)
+//! or shares so much with it that a copy of the whole stream (streams copy only whole:
+//! llama.cpp does not copy part of one into another) beats reading it again. Among empty
+//! streams, the one beside the most running ones: llama.cpp gives each run of consecutive
+//! stream ids its own pass over the weights, so a gap costs every running sequence a
+//! second pass on every step until it closes. With no stream empty, the prompt takes over
+//! the kept sequence that saves it the most, or else the least recently used.
 
 /// What a stream holds, as a new prompt sees it.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -40,16 +42,12 @@ pub(crate) enum Placement {
     },
 }
 
-/// Prompt tokens that are worth a gap in the running streams: reading them once costs
-/// about what a second pass over the weights on every step of a reply does.
-const GAP_TOKENS: usize = 16;
-
 /// Shared tokens worth a whole-stream copy (a copy moves every cell of the stream, used
 /// or not: tens of milliseconds for a small model on a CPU).
 const COPY_AT: usize = 256;
 
 /// Tokens past the shared prefix that make a kept sequence worth keeping beside the new
-/// one rather than taking over: less than that is a turn's ending the next turn rewrites.
+/// one: fewer are a turn's ending the next turn rewrites.
 const TAIL_WORTH_KEEPING: usize = 16;
 
 /// Where a new sequence goes, given what each stream holds; `None` when every stream is
@@ -80,15 +78,16 @@ pub(crate) fn place(streams: &[Held]) -> Option<Placement> {
             (shared, neighbours(s), std::cmp::Reverse(last_used))
         });
     if let Some((stream, (shared, tokens, _))) = best {
+        let continues = tokens - shared < TAIL_WORTH_KEEPING;
         match empty {
-            Some(into) if shared >= COPY_AT && tokens - shared >= TAIL_WORTH_KEEPING => {
+            Some(into) if !continues && shared >= COPY_AT => {
                 return Some(Placement::Copy {
                     from: stream,
                     into,
                     shared,
                 })
             }
-            Some(e) if shared < GAP_TOKENS && neighbours(e) > neighbours(stream) => {}
+            Some(_) if !continues => {}
             _ => return Some(Placement::TakeOver { stream, shared }),
         }
     }
@@ -166,17 +165,17 @@ mod tests {
     }
 
     #[test]
-    fn a_few_shared_tokens_do_not_open_a_gap() {
-        // A shared system prompt is not worth a second pass on every step...
-        let streams = [Running, Empty, Empty, kept(10, 80, 1)];
-        assert_eq!(place(&streams), Some(Placement::Empty(1)));
-        // ...but is taken where it opens none.
-        let streams = [Running, kept(10, 80, 1), Empty];
+    fn a_prompt_going_elsewhere_leaves_a_kept_turn_whole_while_a_stream_is_empty() {
+        // A shared system prompt is not worth another conversation's history...
+        let streams = [Running, kept(30, 80, 1), Empty];
+        assert_eq!(place(&streams), Some(Placement::Empty(2)));
+        // ...until no stream is empty.
+        let streams = [Running, kept(30, 80, 1), Running];
         assert_eq!(
             place(&streams),
             Some(Placement::TakeOver {
                 stream: 1,
-                shared: 10
+                shared: 30
             })
         );
     }

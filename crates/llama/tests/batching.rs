@@ -47,3 +47,47 @@ fn prompts_read_inside_decode_steps_answer_as_alone() {
         eprintln!("request {i}: log-probabilities within {worst:.4} of its solo run");
     }
 }
+
+/// A prompt that takes over a kept sequence in a lower stream than a running one is read
+/// first in the step's batch (llama.cpp wants it in stream order), ahead of the running
+/// row: each must still get its own logits.
+#[test]
+fn a_prompt_in_a_lower_stream_than_the_running_one_answers_as_alone() {
+    let path = test_model();
+    let shared = perch_llama::load(&path, Serving::new(2, 2048)).expect("llama.cpp loads it");
+    // Kept in the first stream, with more after the chat template's opening than a
+    // prompt that only shares that opening would take it over for.
+    let kept = common::run(&shared, request(&shared, "Say hello.", 24));
+    assert_eq!(kept.finished.expect("ends").cached_tokens, 0);
+    let stream = request(&shared, "Count from one to forty in words.", 48);
+    let short = request(&shared, "Write a haiku about the sea.", 24);
+
+    let mut running = shared.generate(stream.clone()).expect("starts");
+    let mut first = Vec::new();
+    while first.len() < 2 {
+        if let Event::Chunk { tokens, .. } = running.next().expect("runs").expect("runs") {
+            first.extend(tokens);
+        }
+    }
+    let short_run = collect(shared.generate(short.clone()).expect("starts"));
+    let rest = collect(running);
+    first.extend(rest.tokens);
+    // The stream took the empty second stream; the short prompt, with none left, took
+    // over the kept first one.
+    assert_eq!(rest.finished.expect("ends").cached_tokens, 0);
+    let taken_over = short_run.finished.expect("ends").cached_tokens;
+    assert!(
+        taken_over > 0,
+        "the short prompt reused {taken_over} tokens"
+    );
+
+    for (what, request, batched) in [
+        ("stream", stream, first),
+        ("short", short, short_run.tokens),
+    ] {
+        let alone = perch_llama::load(&path, Serving::new(1, 2048)).expect("loads");
+        let solo = common::run(&alone, request).tokens;
+        let worst = assert_close(&batched, &solo, what);
+        eprintln!("{what}: log-probabilities within {worst:.4} of its solo run");
+    }
+}

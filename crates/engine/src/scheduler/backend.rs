@@ -68,7 +68,8 @@ pub trait Backend {
     }
 
     /// One decode step as [`Self::decode`] that also reads `chunks` of prompts in the
-    /// same forward pass: the rows' logits, and for each chunk that ends its prompt the
+    /// same call (llama.cpp: one batch, which it runs as the rows with each chunk's first
+    /// token, then the chunks' rest): the rows' logits, and for each chunk that ends its prompt the
     /// `[1, vocab]` logits that follow it. `None`, with nothing done, from a backend
     /// whose batches cannot hold prompts' tokens beside the decoding rows: the scheduler
     /// then reads a chunk in a pass of its own.

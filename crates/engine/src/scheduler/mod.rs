@@ -381,13 +381,12 @@ impl<B: Backend> Scheduler<B> {
         Ok(())
     }
 
-    /// A decode step that also reads prompt chunks in the same forward pass, where the
+    /// A decode step that also reads prompt chunks in the same backend call, where the
     /// backend can (llama.cpp): the next chunk of the prompt whose turn it is, sized as
     /// one read on its own beside the streams would be, and the whole rest of each prompt
     /// after it that still fits in the policy's short-prompt time, so prompts arriving
-    /// together pause the streams once rather than once each. The chunks ride on the
-    /// step's pass over the weights. False, with nothing done, when nothing is decoding,
-    /// an embedding's turn has come, or the backend cannot.
+    /// together pause the streams once rather than once each. False, with nothing done,
+    /// when nothing is decoding, an embedding's turn has come, or the backend cannot.
     fn mixed_step(&mut self) -> Result<bool> {
         if self.decoding.is_empty() || !matches!(self.reading.front(), Some(Reading::Prompt(_))) {
             return Ok(false);
@@ -437,16 +436,11 @@ impl<B: Backend> Scheduler<B> {
             ms = elapsed.as_millis(),
             "decode step with prefill chunks"
         );
-        // The chunks took what the step took beyond a plain decode step: the rate that
-        // sizes the next chunks read beside the streams (a few tokens' share is mostly
-        // noise, and would set a rate that keeps the chunks that small).
-        if let Some(extra) = self
-            .decode_step
-            .filter(|_| used >= PrefillPacer::FIRST)
-            .and_then(|step| elapsed.checked_sub(step))
-            .filter(|extra| !extra.is_zero())
-        {
-            self.pacer.record(used, extra);
+        // The chunks' tokens over the whole step's time: a rate that understates the
+        // prompts' (the rows shared the time), so chunks sized from it err short. A few
+        // tokens' rate is mostly the step's fixed cost and would keep chunks that small.
+        if used >= PrefillPacer::FIRST {
+            self.pacer.record(used, elapsed);
         }
         let (logits, after_prompts) = stepped;
         self.sample_step(Step {
