@@ -27,7 +27,7 @@ use perch_mlx::{Array, Dtype};
 
 use crate::context::{context_size, ModelContext};
 use crate::embedding::EmbedTask;
-use crate::streams::{place, Held, Placement};
+use crate::streams::{copy_at, place, Held, Placement};
 use crate::{failed, threads};
 
 /// Most prompt tokens the scheduler reads in one step: a llama.cpp batch holds them
@@ -265,7 +265,7 @@ impl Backend for LlamaCppBackend {
     }
 
     fn start(&mut self, id: SeqId, prompt: &[u32]) -> perch_engine::Result<usize> {
-        let placement = place(&self.streams_for(prompt))
+        let placement = place(&self.streams_for(prompt), copy_at(self.context))
             .ok_or_else(|| EngineError::StepFailed("every llama.cpp sequence is running".into()))?;
         let (stream, reused) = match placement {
             Placement::Empty(stream) => (stream as i32, 0),

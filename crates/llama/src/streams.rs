@@ -4,9 +4,10 @@
 //!
 //! A kept sequence is worth what it saves the prompts to come, so a new prompt does not
 //! take one over while an empty stream is left, unless it continues that sequence (what
-//! the kept one holds past their shared prefix is a turn's ending the new prompt rewrites)
-//! or shares so much with it that a copy of the whole stream (streams copy only whole:
-//! llama.cpp does not copy part of one into another) beats reading it again. Among empty
+//! the kept one holds past their shared prefix is a turn's ending the new prompt rewrites);
+//! one that shares enough with it gets a copy of the whole stream instead (streams copy
+//! only whole: llama.cpp does not copy part of one into another), when that beats reading
+//! the shared tokens again. Among empty
 //! streams, the one beside the most running ones: llama.cpp gives each run of consecutive
 //! stream ids its own pass over the weights, so a gap costs every running sequence a
 //! second pass on every step until it closes. With no stream empty, the prompt takes over
@@ -42,17 +43,25 @@ pub(crate) enum Placement {
     },
 }
 
-/// Shared tokens worth a whole-stream copy (a copy moves every cell of the stream, used
-/// or not: tens of milliseconds for a small model on a CPU).
-const COPY_AT: usize = 256;
+/// The fewest shared tokens worth a whole-stream copy into an empty stream, for streams of
+/// `context` cells. A copy moves every cell of the stream, used or not, at memory speed;
+/// reading a token again runs the whole model. Estimated from bandwidth and prefill speed,
+/// a cell copies in about a thousandth of the time a token reads (the test model on a
+/// 2-core CPU: 23 KB a cell, about 2 µs, against 3.3 ms a token; an 8B model: 131 KB,
+/// about 13 µs, against tens of milliseconds), so a stream costs a few tokens per
+/// thousand cells. One token per 512 cells, and never fewer than 16, keeps the copy
+/// clear of costing more than it saves.
+pub(crate) fn copy_at(context: usize) -> usize {
+    (context / 512).max(16)
+}
 
 /// Tokens past the shared prefix that make a kept sequence worth keeping beside the new
 /// one: fewer are a turn's ending the next turn rewrites.
 const TAIL_WORTH_KEEPING: usize = 16;
 
-/// Where a new sequence goes, given what each stream holds; `None` when every stream is
-/// running.
-pub(crate) fn place(streams: &[Held]) -> Option<Placement> {
+/// Where a new sequence goes, given what each stream holds and the fewest shared tokens
+/// worth a copy (`copy_at`); `None` when every stream is running.
+pub(crate) fn place(streams: &[Held], copy_at: usize) -> Option<Placement> {
     let neighbours = |s: usize| -> usize {
         let running = |i: Option<usize>| i.and_then(|i| streams.get(i)) == Some(&Held::Running);
         running(s.checked_sub(1)) as usize + running(Some(s + 1)) as usize
@@ -80,7 +89,7 @@ pub(crate) fn place(streams: &[Held]) -> Option<Placement> {
     if let Some((stream, (shared, tokens, _))) = best {
         let continues = tokens - shared < TAIL_WORTH_KEEPING;
         match empty {
-            Some(into) if !continues && shared >= COPY_AT => {
+            Some(into) if !continues && shared >= copy_at => {
                 return Some(Placement::Copy {
                     from: stream,
                     into,
@@ -117,24 +126,27 @@ mod tests {
 
     #[test]
     fn an_empty_stream_beside_the_running_ones_is_taken_and_a_gap_closed_first() {
-        assert_eq!(place(&[Empty, Empty]), Some(Placement::Empty(0)));
+        assert_eq!(place(&[Empty, Empty], 256), Some(Placement::Empty(0)));
         assert_eq!(
-            place(&[Running, Empty, Empty, Running]),
+            place(&[Running, Empty, Empty, Running], 256),
             Some(Placement::Empty(1))
         );
         assert_eq!(
-            place(&[Running, Empty, Running, Empty]),
+            place(&[Running, Empty, Running, Empty], 256),
             Some(Placement::Empty(1))
         );
-        assert_eq!(place(&[Empty, Empty, Running]), Some(Placement::Empty(1)));
-        assert_eq!(place(&[Running, Running]), None);
+        assert_eq!(
+            place(&[Empty, Empty, Running], 256),
+            Some(Placement::Empty(1))
+        );
+        assert_eq!(place(&[Running, Running], 256), None);
     }
 
     #[test]
     fn a_prompt_continuing_a_kept_turn_takes_it_over_wherever_it_is() {
         let streams = [Running, Empty, Empty, kept(2000, 2001, 1)];
         assert_eq!(
-            place(&streams),
+            place(&streams, 256),
             Some(Placement::TakeOver {
                 stream: 3,
                 shared: 2000
@@ -146,7 +158,7 @@ mod tests {
     fn a_long_shared_prefix_with_more_kept_after_it_is_copied() {
         let streams = [Running, kept(900, 1400, 1), Empty];
         assert_eq!(
-            place(&streams),
+            place(&streams, 256),
             Some(Placement::Copy {
                 from: 1,
                 into: 2,
@@ -156,7 +168,7 @@ mod tests {
         // With no empty stream it is taken over.
         let streams = [Running, kept(900, 1400, 1), Running];
         assert_eq!(
-            place(&streams),
+            place(&streams, 256),
             Some(Placement::TakeOver {
                 stream: 1,
                 shared: 900
@@ -168,11 +180,20 @@ mod tests {
     fn a_prompt_going_elsewhere_leaves_a_kept_turn_whole_while_a_stream_is_empty() {
         // A shared system prompt is not worth another conversation's history...
         let streams = [Running, kept(30, 80, 1), Empty];
-        assert_eq!(place(&streams), Some(Placement::Empty(2)));
+        assert_eq!(place(&streams, 256), Some(Placement::Empty(2)));
+        // ...but is worth a copy where streams are small enough.
+        assert_eq!(
+            place(&streams, copy_at(4096)),
+            Some(Placement::Copy {
+                from: 1,
+                into: 2,
+                shared: 30
+            })
+        );
         // ...until no stream is empty.
         let streams = [Running, kept(30, 80, 1), Running];
         assert_eq!(
-            place(&streams),
+            place(&streams, 256),
             Some(Placement::TakeOver {
                 stream: 1,
                 shared: 30
@@ -184,7 +205,7 @@ mod tests {
     fn among_equal_prefixes_the_one_beside_the_running_streams_then_the_oldest() {
         let streams = [kept(20, 80, 5), Running, kept(20, 80, 9), kept(20, 80, 1)];
         assert_eq!(
-            place(&streams),
+            place(&streams, 256),
             Some(Placement::TakeOver {
                 stream: 0,
                 shared: 20
@@ -192,7 +213,7 @@ mod tests {
         );
         let streams = [kept(20, 80, 5), kept(20, 80, 1)];
         assert_eq!(
-            place(&streams),
+            place(&streams, 256),
             Some(Placement::TakeOver {
                 stream: 1,
                 shared: 20
@@ -204,7 +225,7 @@ mod tests {
     fn with_no_stream_empty_the_least_recently_used_kept_one_goes() {
         let streams = [kept(0, 50, 7), Running, kept(0, 50, 3)];
         assert_eq!(
-            place(&streams),
+            place(&streams, 256),
             Some(Placement::TakeOver {
                 stream: 2,
                 shared: 0

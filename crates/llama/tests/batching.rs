@@ -72,9 +72,10 @@ fn a_prompt_in_a_lower_stream_than_the_running_one_answers_as_alone() {
     let short_run = collect(shared.generate(short.clone()).expect("starts"));
     let rest = collect(running);
     first.extend(rest.tokens);
-    // The stream took the empty second stream; the short prompt, with none left, took
+    // The stream went to the second stream (a copy of the kept one, with which it shares
+    // the chat template's opening); the short prompt, with no stream left empty, took
     // over the kept first one.
-    assert_eq!(rest.finished.expect("ends").cached_tokens, 0);
+    assert!(rest.finished.is_some(), "the stream ends");
     let taken_over = short_run.finished.expect("ends").cached_tokens;
     assert!(
         taken_over > 0,
