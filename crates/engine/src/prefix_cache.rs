@@ -126,6 +126,24 @@ impl<S> PrefixCache<S> {
         }
     }
 
+    /// Gives the entry whose snapshot `is` picks out the snapshot `to` instead (its state
+    /// moved), marking it as just used.
+    ///
+    /// ```
+    /// use perch_engine::prefix_cache::PrefixCache;
+    /// let mut cache = PrefixCache::default();
+    /// cache.insert(vec![1, 2], 7);
+    /// cache.rekey(|s| *s == 7, 8);
+    /// assert_eq!(*cache.lookup(&[1, 2, 3]).unwrap().snapshot, 8);
+    /// ```
+    pub fn rekey(&mut self, is: impl Fn(&S) -> bool, to: S) {
+        self.clock += 1;
+        if let Some(entry) = self.entries.iter_mut().find(|e| is(&e.snapshot)) {
+            entry.snapshot = to;
+            entry.last_used = self.clock;
+        }
+    }
+
     /// Keeps `snapshot`, the state after `tokens`. An entry that is a prefix of `tokens`
     /// goes (the new one covers it); if an entry already covers `tokens`, that one is
     /// kept instead and marked as just used. Returns the snapshots no longer kept, for a

@@ -275,15 +275,31 @@ impl Backend for LlamaCppBackend {
                 self.truncate(stream, shared);
                 (stream, shared)
             }
-            Placement::Copy { from, into, shared } => {
+            Placement::Copy {
+                from,
+                into,
+                shared,
+                moves,
+            } => {
                 let (from, into) = (from as i32, into as i32);
-                self.prefix.touch(|&s| s == from);
+                // Cell metadata copies now, the cells' contents before the next batch
+                // writes any: the new sequence may cut back either stream at once.
                 self.model
                     .context()
                     .copy_kv_cache_seq(from, into, None, None)
                     .map_err(|e| failed("reusing a prefix", e))?;
-                self.truncate(into, shared);
-                (into, shared)
+                let run = match moves {
+                    true => {
+                        self.prefix.rekey(|&s| s == from, into);
+                        from
+                    }
+                    false => {
+                        self.prefix.touch(|&s| s == from);
+                        into
+                    }
+                };
+                self.truncate(run, shared);
+                (run, shared)
             }
         };
         self.running.insert(

@@ -34,12 +34,15 @@ pub(crate) enum Placement {
     Empty(usize),
     /// A kept sequence's stream, cut back to its first `shared` tokens (0: dropped).
     TakeOver { stream: usize, shared: usize },
-    /// A copy of the kept stream `from` in the empty stream `into`, cut back to its first
-    /// `shared` tokens; the kept one stays as it is.
+    /// A copy of the kept stream `from` in the empty stream `into`; the new sequence runs
+    /// in the copy, cut back to its first `shared` tokens, and the kept one stays as it is
+    /// — or, with `moves`, the kept sequence moves to `into` and the new one runs in
+    /// `from` (the one of the two beside more running streams).
     Copy {
         from: usize,
         into: usize,
         shared: usize,
+        moves: bool,
     },
 }
 
@@ -94,6 +97,7 @@ pub(crate) fn place(streams: &[Held], copy_at: usize) -> Option<Placement> {
                     from: stream,
                     into,
                     shared,
+                    moves: neighbours(stream) > neighbours(into),
                 })
             }
             Some(_) if !continues => {}
@@ -156,13 +160,26 @@ mod tests {
 
     #[test]
     fn a_long_shared_prefix_with_more_kept_after_it_is_copied() {
+        // The new sequence runs in the copy unless the kept stream is the one beside the
+        // running streams: then the kept sequence moves.
+        let streams = [Running, Empty, kept(900, 1400, 1)];
+        assert_eq!(
+            place(&streams, 256),
+            Some(Placement::Copy {
+                from: 2,
+                into: 1,
+                shared: 900,
+                moves: false
+            })
+        );
         let streams = [Running, kept(900, 1400, 1), Empty];
         assert_eq!(
             place(&streams, 256),
             Some(Placement::Copy {
                 from: 1,
                 into: 2,
-                shared: 900
+                shared: 900,
+                moves: true
             })
         );
         // With no empty stream it is taken over.
@@ -187,7 +204,8 @@ mod tests {
             Some(Placement::Copy {
                 from: 1,
                 into: 2,
-                shared: 30
+                shared: 30,
+                moves: true
             })
         );
         // ...until no stream is empty.
