@@ -120,10 +120,7 @@ impl<S> PrefixCache<S> {
 
     /// Marks the entry whose snapshot `is` picks out as just used.
     pub fn touch(&mut self, is: impl Fn(&S) -> bool) {
-        self.clock += 1;
-        if let Some(entry) = self.entries.iter_mut().find(|e| is(&e.snapshot)) {
-            entry.last_used = self.clock;
-        }
+        self.mark_used(is);
     }
 
     /// Gives the entry whose snapshot `is` picks out the snapshot `to` instead (its state
@@ -137,11 +134,17 @@ impl<S> PrefixCache<S> {
     /// assert_eq!(*cache.lookup(&[1, 2, 3]).unwrap().snapshot, 8);
     /// ```
     pub fn rekey(&mut self, is: impl Fn(&S) -> bool, to: S) {
-        self.clock += 1;
-        if let Some(entry) = self.entries.iter_mut().find(|e| is(&e.snapshot)) {
+        if let Some(entry) = self.mark_used(is) {
             entry.snapshot = to;
-            entry.last_used = self.clock;
         }
+    }
+
+    /// The entry whose snapshot `is` picks out, marked as just used.
+    fn mark_used(&mut self, is: impl Fn(&S) -> bool) -> Option<&mut Entry<S>> {
+        self.clock += 1;
+        let entry = self.entries.iter_mut().find(|e| is(&e.snapshot))?;
+        entry.last_used = self.clock;
+        Some(entry)
     }
 
     /// Keeps `snapshot`, the state after `tokens`. An entry that is a prefix of `tokens`

@@ -128,15 +128,7 @@ impl LlamaCppBackend {
         self.running.values().map(|s| s.len).sum()
     }
 
-    /// Empties stream `id`.
-    fn clear(&mut self, id: i32) {
-        let _ = self
-            .model
-            .context()
-            .clear_kv_cache_seq(Some(id as u32), None, None);
-    }
-
-    /// Cuts stream `id` back to its first `tokens` positions.
+    /// Cuts stream `id` back to its first `tokens` positions (0: empties it).
     fn truncate(&mut self, id: i32, tokens: usize) {
         let _ = self
             .model
@@ -215,27 +207,36 @@ impl LlamaCppBackend {
                 slot.len += fed;
             }
         }
-        let rows_logits = match rows.len() {
-            0 => None,
-            n => {
-                let mut all = Vec::with_capacity(n * self.vocab);
-                for &entry in &row_at {
-                    all.extend_from_slice(self.model.context().get_logits_ith(entry as i32));
-                }
-                Some(Array::from_slice(&all, &[n as i32, self.vocab as i32])?)
-            }
+        let rows_logits = match rows.is_empty() {
+            true => None,
+            false => Some(self.logits_at(&row_at)?),
         };
         let mut after = Vec::with_capacity(chunks.len());
         for (chunk, &end) in chunks.iter().zip(&chunk_end) {
             after.push(match chunk.last {
-                true => {
-                    let logits = self.model.context().get_logits_ith(end as i32).to_vec();
-                    Some(Array::from_slice(&logits, &[1, self.vocab as i32])?)
-                }
+                true => Some(self.logits_at(&[end])?),
                 false => None,
             });
         }
         Ok((rows_logits, after))
+    }
+
+    /// The logits of the batch's `entries` as one `[entries, vocab]` array (one entry's
+    /// straight from llama.cpp's buffer).
+    fn logits_at(&mut self, entries: &[usize]) -> perch_engine::Result<Array> {
+        let shape = [entries.len() as i32, self.vocab as i32];
+        let context = self.model.context();
+        if let [entry] = entries {
+            return Ok(Array::from_slice(
+                context.get_logits_ith(*entry as i32),
+                &shape,
+            )?);
+        }
+        let mut all = Vec::with_capacity(entries.len() * self.vocab);
+        for &entry in entries {
+            all.extend_from_slice(context.get_logits_ith(entry as i32));
+        }
+        Ok(Array::from_slice(&all, &shape)?)
     }
 
     fn slot(&self, id: SeqId) -> perch_engine::Result<&Slot> {
@@ -353,20 +354,20 @@ impl Backend for LlamaCppBackend {
         // Positions past what is kept (the last token fed, unread) go; the rest is kept.
         self.truncate(slot.id, tokens.len());
         for stream in self.prefix.insert(tokens.to_vec(), slot.id) {
-            self.clear(stream);
+            self.truncate(stream, 0);
         }
     }
 
     fn reset(&mut self) {
         let running: Vec<i32> = self.running.drain().map(|(_, s)| s.id).collect();
         for stream in running {
-            self.clear(stream);
+            self.truncate(stream, 0);
         }
     }
 
     fn forget_kept(&mut self) {
         for stream in self.prefix.shrink_to(0) {
-            self.clear(stream);
+            self.truncate(stream, 0);
         }
     }
 

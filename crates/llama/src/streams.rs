@@ -120,6 +120,10 @@ mod tests {
     use super::*;
     use Held::{Empty, Running};
 
+    fn take_over(stream: usize, shared: usize) -> Option<Placement> {
+        Some(Placement::TakeOver { stream, shared })
+    }
+
     fn kept(shared: usize, tokens: usize, last_used: u64) -> Held {
         Held::Kept {
             shared,
@@ -149,13 +153,7 @@ mod tests {
     #[test]
     fn a_prompt_continuing_a_kept_turn_takes_it_over_wherever_it_is() {
         let streams = [Running, Empty, Empty, kept(2000, 2001, 1)];
-        assert_eq!(
-            place(&streams, 256),
-            Some(Placement::TakeOver {
-                stream: 3,
-                shared: 2000
-            })
-        );
+        assert_eq!(place(&streams, 256), take_over(3, 2000));
     }
 
     #[test]
@@ -184,13 +182,7 @@ mod tests {
         );
         // With no empty stream it is taken over.
         let streams = [Running, kept(900, 1400, 1), Running];
-        assert_eq!(
-            place(&streams, 256),
-            Some(Placement::TakeOver {
-                stream: 1,
-                shared: 900
-            })
-        );
+        assert_eq!(place(&streams, 256), take_over(1, 900));
     }
 
     #[test]
@@ -210,44 +202,20 @@ mod tests {
         );
         // ...until no stream is empty.
         let streams = [Running, kept(30, 80, 1), Running];
-        assert_eq!(
-            place(&streams, 256),
-            Some(Placement::TakeOver {
-                stream: 1,
-                shared: 30
-            })
-        );
+        assert_eq!(place(&streams, 256), take_over(1, 30));
     }
 
     #[test]
     fn among_equal_prefixes_the_one_beside_the_running_streams_then_the_oldest() {
         let streams = [kept(20, 80, 5), Running, kept(20, 80, 9), kept(20, 80, 1)];
-        assert_eq!(
-            place(&streams, 256),
-            Some(Placement::TakeOver {
-                stream: 0,
-                shared: 20
-            })
-        );
+        assert_eq!(place(&streams, 256), take_over(0, 20));
         let streams = [kept(20, 80, 5), kept(20, 80, 1)];
-        assert_eq!(
-            place(&streams, 256),
-            Some(Placement::TakeOver {
-                stream: 1,
-                shared: 20
-            })
-        );
+        assert_eq!(place(&streams, 256), take_over(1, 20));
     }
 
     #[test]
     fn with_no_stream_empty_the_least_recently_used_kept_one_goes() {
         let streams = [kept(0, 50, 7), Running, kept(0, 50, 3)];
-        assert_eq!(
-            place(&streams, 256),
-            Some(Placement::TakeOver {
-                stream: 2,
-                shared: 0
-            })
-        );
+        assert_eq!(place(&streams, 256), take_over(2, 0));
     }
 }
