@@ -1,15 +1,18 @@
 //! How many prompt tokens the next prefill step takes. Chunks are sized by time, not by a
 //! fixed token count: a client that goes away is noticed between chunks, and 512 tokens
 //! are half a second on Metal but close to a minute on a small CPU. The pacer measures
-//! the rate of each chunk and sizes the next to take about the time the scheduler's policy
-//! gives it (longer when nothing else runs, less while other streams wait on it).
+//! the rate of the chunks read so far and sizes the next to take about the time the
+//! scheduler's policy gives it (longer when nothing else runs, less while other streams
+//! wait on it). The rate weighs each chunk by its tokens: a chunk of a few tokens is
+//! mostly its step's fixed cost (or a step that also copied a KV stream) and moves it
+//! little, while one of hundreds replaces what was measured before.
 
 use std::time::Duration;
 
 /// Sizes prefill chunks from the measured rate of the previous ones.
 #[derive(Clone, Debug)]
 pub struct PrefillPacer {
-    /// Tokens per second of the last chunk, once one was timed.
+    /// Tokens per second of the chunks read so far, once one was timed.
     rate: Option<f64>,
     /// Tokens in the last chunk.
     last: usize,
@@ -24,6 +27,8 @@ impl PrefillPacer {
     /// Most a chunk grows over the previous one: a tiny chunk's rate understates the
     /// device, whose fixed per-step cost it is dominated by.
     pub const GROWTH: usize = 4;
+    /// Tokens' worth of weight the rate measured so far keeps against a new chunk's.
+    pub const MEMORY: usize = 64;
 
     /// The size of the next chunk, to take about `target` (the first one, before any rate
     /// is known: [`Self::FIRST`]).
@@ -66,7 +71,9 @@ impl PrefillPacer {
         }
     }
 
-    /// Records that `tokens` took `elapsed`, and sizes the next chunk from that rate.
+    /// Records that `tokens` took `elapsed`: the rate becomes the average time per token
+    /// of this chunk and of what was measured before (worth [`Self::MEMORY`] tokens),
+    /// weighed by their tokens.
     ///
     /// ```
     /// use std::time::Duration;
@@ -76,8 +83,17 @@ impl PrefillPacer {
     /// assert_eq!(pacer.chunk_for(Duration::from_millis(250)), 2);
     /// ```
     pub fn record(&mut self, tokens: usize, elapsed: Duration) {
-        self.rate = Some(tokens as f64 / elapsed.as_secs_f64().max(1e-6));
-        self.last = tokens.max(1);
+        let tokens = tokens.max(1);
+        let per_token = elapsed.as_secs_f64().max(1e-6) / tokens as f64;
+        let per_token = match self.rate {
+            None => per_token,
+            Some(rate) => {
+                let (new, past) = (tokens as f64, Self::MEMORY as f64);
+                (new * per_token + past / rate) / (new + past)
+            }
+        };
+        self.rate = Some(1.0 / per_token);
+        self.last = tokens;
     }
 }
 
@@ -135,6 +151,16 @@ mod tests {
         assert_eq!(pacer.chunk_for(TARGET), 512);
         // Long context: attention now dominates and 512 tokens take 5 s.
         pacer.record(512, Duration::from_secs(5));
-        assert_eq!(pacer.chunk_for(TARGET), 25);
+        assert_eq!(pacer.chunk_for(TARGET), 28);
+    }
+
+    #[test]
+    fn a_few_slow_tokens_move_the_rate_little() {
+        let mut pacer = PrefillPacer::default();
+        pacer.record(128, Duration::from_millis(320)); // 400 tok/s
+        assert_eq!(pacer.reads_within(TARGET), 100);
+        // 8 tokens at 100 tok/s: a step's fixed cost, or a stream copied beside them.
+        pacer.record(8, Duration::from_millis(80));
+        assert_eq!(pacer.reads_within(TARGET), 75);
     }
 }
