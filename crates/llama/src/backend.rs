@@ -20,7 +20,7 @@ use llama_cpp_2::token::LlamaToken;
 use perch_engine::embed::{EmbedRequest, EmbeddingRecipe};
 use perch_engine::format::gguf::GgufText;
 use perch_engine::prefix_cache::PrefixCache;
-use perch_engine::scheduler::backend::{Backend, PromptChunk, SeqId};
+use perch_engine::scheduler::backend::{Backend, PromptChunk, SeqId, StepLogits};
 use perch_engine::text::tokenizer::Tokenizer;
 use perch_engine::{EngineError, Serving};
 use perch_mlx::{Array, Dtype};
@@ -160,7 +160,7 @@ impl LlamaCppBackend {
         rows: &[SeqId],
         tokens: &[u32],
         chunks: &[PromptChunk<'_>],
-    ) -> perch_engine::Result<(Option<Array>, Vec<Option<Array>>)> {
+    ) -> perch_engine::Result<StepLogits> {
         let mut order: Vec<(i32, Entry)> = Vec::with_capacity(rows.len() + chunks.len());
         for (row, &id) in rows.iter().enumerate() {
             order.push((self.slot(id)?.id, Entry::Row(row)));
@@ -338,11 +338,10 @@ impl Backend for LlamaCppBackend {
         rows: &[SeqId],
         tokens: &Array,
         chunks: &[PromptChunk<'_>],
-    ) -> Option<perch_engine::Result<(Array, Vec<Option<Array>>)>> {
+    ) -> Option<perch_engine::Result<StepLogits>> {
         let mut step = || {
             let tokens = tokens.astype(Dtype::Uint32)?.to_vec::<u32>()?;
-            let (logits, after) = self.step(rows, &tokens, chunks)?;
-            Ok((logits.ok_or_else(no_rows)?, after))
+            self.step(rows, &tokens, chunks)
         };
         Some(step())
     }

@@ -4,12 +4,20 @@
 //! long one (read in several chunks beside the stream) arrive; each of the three is
 //! compared with its solo run on a fresh engine, within `common::assert_close`'s bounds
 //! (0.06 nats apart at most on the long prompt here; the short ones match exactly).
+//! Prompts arriving together at an idle model are read in one batch, all of them, and
+//! start decoding together.
 
 mod common;
 
+use std::time::Duration;
+
 use common::{assert_close, chat_prompt, collect, greedy};
+use perch_engine::format::gguf;
 use perch_engine::generate::{Event, GenerateRequest};
+use perch_engine::scheduler::policy::SchedulePolicy;
+use perch_engine::scheduler::Scheduler;
 use perch_engine::{Engine, Serving};
+use perch_llama::LlamaCppBackend;
 use perch_test_support::test_model;
 
 fn request(engine: &dyn Engine, prompt: &str, tokens: usize) -> GenerateRequest {
@@ -90,5 +98,58 @@ fn a_prompt_in_a_lower_stream_than_the_running_one_answers_as_alone() {
         let solo = common::run(&alone, request).tokens;
         let worst = assert_close(&batched, &solo, what);
         eprintln!("{what}: log-probabilities within {worst:.4} of its solo run");
+    }
+}
+
+/// Short prompts waiting together with nothing decoding are read in one llama.cpp batch
+/// (after a first chunk of the first, which times the machine), so their first tokens are
+/// known at once and they decode in step: their times to first token lie within a
+/// fraction of the time that batch took (read one after another, each would wait a whole
+/// read longer than the one before). Each answers as it does alone.
+#[test]
+fn prompts_arriving_together_at_an_idle_model_are_read_in_one_batch() {
+    let path = test_model();
+    let alone = perch_llama::load(&path, Serving::new(1, 2048)).expect("llama.cpp loads it");
+    let requests: Vec<GenerateRequest> = [
+        "Describe a lighthouse on a stormy night in a few sentences.",
+        "List the planets of the solar system, from the sun outwards.",
+        "Explain how bread rises, briefly, as a baker would to a child.",
+    ]
+    .into_iter()
+    .map(|prompt| request(&alone, prompt, 8))
+    .collect();
+
+    let text = gguf::read_text(&path).expect("reads the header");
+    let backend = LlamaCppBackend::load(&path, &text, Serving::new(3, 2048)).expect("loads");
+    // Every prompt here short, however fast this machine reads (a loaded one reads few
+    // tokens in the default 250 ms, and a prompt that is not short takes its turns).
+    let policy = SchedulePolicy {
+        short_prompt: Duration::from_secs(60),
+        idle_chunk: Duration::from_secs(60),
+        ..SchedulePolicy::with_sequences(3)
+    };
+    let mut scheduler = Scheduler::on_this_thread(backend, policy);
+    let finished = scheduler.generate_now(requests.clone()).expect("they run");
+    let firsts: Vec<Duration> = finished.iter().map(|f| f.time_to_first_token).collect();
+    eprintln!("first tokens known at {firsts:?}");
+    let (earliest, latest) = (
+        *firsts.iter().min().expect("three"),
+        *firsts.iter().max().expect("three"),
+    );
+    assert!(
+        latest - earliest < earliest / 2,
+        "first tokens known at {firsts:?}: the prompts were read in separate passes"
+    );
+
+    let shared = perch_llama::load(&path, Serving::new(3, 2048)).expect("loads");
+    let runs: Vec<_> = requests
+        .iter()
+        .map(|r| shared.generate(r.clone()).expect("starts"))
+        .collect();
+    for (i, (run, request)) in runs.into_iter().zip(requests).enumerate() {
+        let batched = collect(run).tokens;
+        let solo = common::run(&alone, request).tokens;
+        let worst = assert_close(&batched, &solo, &format!("request {i}"));
+        eprintln!("request {i}: log-probabilities within {worst:.4} of its solo run");
     }
 }

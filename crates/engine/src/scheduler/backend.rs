@@ -17,6 +17,11 @@ use crate::Result;
 /// A sequence's id, unique for the backend's life.
 pub type SeqId = u64;
 
+/// The logits of a step that read prompt chunks: the rows' as one `[rows, vocab]` array
+/// (none without rows), and for each chunk the `[1, vocab]` logits that follow it if it
+/// ends its prompt.
+pub type StepLogits = (Option<Array>, Vec<Option<Array>>);
+
 /// The next part of a sequence's prompt, read within a decode step.
 pub struct PromptChunk<'a> {
     /// The sequence.
@@ -69,16 +74,17 @@ pub trait Backend {
 
     /// One decode step as [`Self::decode`] that also reads `chunks` of prompts in the
     /// same call (llama.cpp: one batch, which it runs as the rows with each chunk's first
-    /// token, then the chunks' rest): the rows' logits, and for each chunk that ends its prompt the
-    /// `[1, vocab]` logits that follow it. `None`, with nothing done, from a backend
-    /// whose batches cannot hold prompts' tokens beside the decoding rows: the scheduler
-    /// then reads a chunk in a pass of its own.
+    /// token, then the chunks' rest): the rows' logits (none when `rows` is empty: a pass
+    /// reading only prompts), and for each chunk that ends its prompt the `[1, vocab]`
+    /// logits that follow it. `None`, with nothing done, from a backend whose batches
+    /// cannot hold several sequences' prompt tokens beside the decoding rows: the
+    /// scheduler then reads a chunk in a pass of its own.
     fn decode_with_chunks(
         &mut self,
         _rows: &[SeqId],
         _tokens: &Array,
         _chunks: &[PromptChunk<'_>],
-    ) -> Option<Result<(Array, Vec<Option<Array>>)>> {
+    ) -> Option<Result<StepLogits>> {
         None
     }
 

@@ -2,10 +2,11 @@
 //! between every request that names it. Requests wait in arrival order; the
 //! [`SchedulePolicy`] says when the next one starts. Started prompts are read in chunks
 //! sized by time, one chunk between two decode steps, taking turns (so a short prompt is
-//! not held up behind a long one), and once read a sequence joins the running batch: every step feeds each running sequence its last token in one batched
-//! forward, samples every row in one batched sampling step (each row with its own
-//! parameters, penalties and constraint mask), and routes each row's token to its
-//! sequence. A finished or cancelled sequence leaves the batch at once and its keys and
+//! not held up behind a long one; where the backend batches prompts, short ones waiting
+//! together are read in the same step), and once read a sequence joins the running
+//! batch: every step feeds each running sequence its last token in one batched forward,
+//! samples every row in one batched sampling step (each row with its own parameters,
+//! penalties and constraint mask), and routes each row's token to its sequence. A finished or cancelled sequence leaves the batch at once and its keys and
 //! values may stay in the backend's prefix cache for the next prompt that starts alike.
 //!
 //! Steps overlap with the device: the next step's forward is queued before the tokens of
@@ -381,24 +382,28 @@ impl<B: Backend> Scheduler<B> {
         Ok(())
     }
 
-    /// A decode step that also reads prompt chunks in the same backend call, where the
-    /// backend can (llama.cpp): the next chunk of the prompt whose turn it is, sized as
-    /// one read on its own beside the streams would be, and the whole rest of each prompt
-    /// after it that still fits in the policy's short-prompt time, so prompts arriving
-    /// together pause the streams once rather than once each. False, with nothing done,
-    /// when nothing is decoding, an embedding's turn has come, or the backend cannot.
+    /// A decode step of the running sequences (if any) that also reads prompt chunks in
+    /// the same backend call, where the backend can (llama.cpp): the next chunk of the
+    /// prompt whose turn it is, sized as one read on its own would be, and after it the
+    /// whole of each short prompt (one whose rest reads within the policy's short-prompt
+    /// time) while the step's prompt tokens read within an idle chunk's time. Prompts
+    /// arriving together thus pause the streams once rather than once each, and run in
+    /// step from their first token, each running sequence sharing every pass over the
+    /// weights. False, with nothing done, when an embedding's turn has come or the
+    /// backend cannot.
     fn mixed_step(&mut self) -> Result<bool> {
-        if self.decoding.is_empty() || !matches!(self.reading.front(), Some(Reading::Prompt(_))) {
+        if !matches!(self.reading.front(), Some(Reading::Prompt(_))) {
             return Ok(false);
         }
         let short = self.pacer.reads_within(self.policy.short_prompt);
+        let budget = self.pacer.reads_within(self.policy.idle_chunk);
         let mut taken: Vec<(Box<Sequence>, usize)> = Vec::new();
         let mut used = 0;
         while let Some(Reading::Prompt(seq)) = self.reading.front() {
             let rest = seq.request.prompt.len() - seq.prefilled;
             let tokens = match taken.is_empty() {
                 true => self.prompt_chunk(rest),
-                false if used + rest <= short => rest,
+                false if rest <= short && used + rest <= budget => rest,
                 false => break,
             };
             let Some(Reading::Prompt(seq)) = self.reading.pop_front() else {
@@ -443,12 +448,14 @@ impl<B: Backend> Scheduler<B> {
             self.pacer.record(used, elapsed);
         }
         let (logits, after_prompts) = stepped;
-        self.sample_step(Step {
-            rows,
-            logits,
-            build_time: built.elapsed(),
-            queued: None,
-        })?;
+        if let Some(logits) = logits {
+            self.sample_step(Step {
+                rows,
+                logits,
+                build_time: built.elapsed(),
+                queued: None,
+            })?;
+        }
         for ((mut seq, end), after) in taken.into_iter().zip(after_prompts) {
             seq.prefilled = end;
             match after {
@@ -463,6 +470,9 @@ impl<B: Backend> Scheduler<B> {
     /// its last one.
     fn step_tokens(&mut self) -> Result<(Vec<SeqId>, Array)> {
         let rows: Vec<SeqId> = self.decoding.iter().map(|s| s.id).collect();
+        if rows.is_empty() {
+            return Ok((rows, Array::from_slice::<u32>(&[], &[0])?));
+        }
         let mut parts = Vec::new();
         for pending in &self.pending {
             let fed: Vec<u32> = pending

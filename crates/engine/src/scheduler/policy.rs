@@ -10,6 +10,9 @@
 //! tokens by at most that share instead of stalling them. A prompt whose rest reads within
 //! [`SchedulePolicy::short_prompt`] is read whole: a chat's new turn after its cached
 //! prefix pauses the streams once, briefly, instead of trickling in a token or two a step.
+//! Where the backend batches prompts, short prompts waiting together are read in one step
+//! while they fit in [`SchedulePolicy::idle_chunk`]: the streams pause once for all of
+//! them, and they start decoding together.
 
 use std::time::Duration;
 
@@ -18,7 +21,8 @@ use std::time::Duration;
 pub struct SchedulePolicy {
     /// Most sequences admitted at once (reading their prompt or generating).
     pub max_sequences: usize,
-    /// The time a prefill chunk may take when no stream is waiting on it.
+    /// The time a prefill chunk may take when no stream is waiting on it, and the time
+    /// the short prompts read together in one step may take.
     pub idle_chunk: Duration,
     /// A prefill chunk's time as a share of one decode step, while streams run.
     pub interleave: f64,
