@@ -250,7 +250,11 @@ fn measure_streams(
     scheduler.backend_mut().forget_kept();
     memory::reset_peak();
     let started = Instant::now();
-    let finished = scheduler.generate_now(requests.to_vec())?;
+    let finished: Vec<Finished> = scheduler
+        .generate_now(requests.to_vec())?
+        .into_iter()
+        .map(|g| g.finished)
+        .collect();
     let wall = started.elapsed().as_secs_f64();
     eprintln!("\r{:40}", "");
     let generated: usize = finished.iter().map(|f| f.completion_tokens).sum();
@@ -313,9 +317,9 @@ fn measure_constrained(
             constraint: Some(constraint.clone()),
             ..request.clone()
         };
-        let finished = scheduler.generate_now(vec![constrained])?;
+        let generated = scheduler.generate_now(vec![constrained])?;
         if i > 0 {
-            measured.extend(finished);
+            measured.extend(generated.into_iter().map(|g| g.finished));
         }
     }
     eprintln!("\r{:40}", "");
@@ -367,9 +371,9 @@ pub(crate) fn timed_runs<B: Backend>(
         let what = if i == 0 { "warm-up" } else { "measured" };
         eprint!("\r{what} run {i}/{runs} …");
         scheduler.backend_mut().forget_kept();
-        let finished = scheduler.generate_now(vec![request.clone()])?;
+        let generated = scheduler.generate_now(vec![request.clone()])?;
         if i > 0 {
-            measured.extend(finished);
+            measured.extend(generated.into_iter().map(|g| g.finished));
         }
     }
     eprintln!("\r{:40}", "");

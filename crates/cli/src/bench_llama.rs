@@ -34,7 +34,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         let started = Instant::now();
         let finished = scheduler.generate_now(requests[args.runs + 1..].to_vec())?;
         eprintln!("\r{:40}", "");
-        let generated: usize = finished.iter().map(|f| f.completion_tokens).sum();
+        let generated: usize = finished.iter().map(|g| g.finished.completion_tokens).sum();
         Some(generated as f64 / started.elapsed().as_secs_f64())
     } else {
         None

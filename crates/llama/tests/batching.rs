@@ -129,8 +129,11 @@ fn prompts_arriving_together_at_an_idle_model_are_read_in_one_batch() {
         ..SchedulePolicy::with_sequences(3)
     };
     let mut scheduler = Scheduler::on_this_thread(backend, policy);
-    let finished = scheduler.generate_now(requests.clone()).expect("they run");
-    let firsts: Vec<Duration> = finished.iter().map(|f| f.time_to_first_token).collect();
+    let generated = scheduler.generate_now(requests.clone()).expect("they run");
+    let firsts: Vec<Duration> = generated
+        .iter()
+        .map(|g| g.finished.time_to_first_token)
+        .collect();
     eprintln!("first tokens known at {firsts:?}");
     let (earliest, latest) = (
         *firsts.iter().min().expect("three"),
@@ -141,15 +144,9 @@ fn prompts_arriving_together_at_an_idle_model_are_read_in_one_batch() {
         "first tokens known at {firsts:?}: the prompts were read in separate passes"
     );
 
-    let shared = perch_llama::load(&path, Serving::new(3, 2048)).expect("loads");
-    let runs: Vec<_> = requests
-        .iter()
-        .map(|r| shared.generate(r.clone()).expect("starts"))
-        .collect();
-    for (i, (run, request)) in runs.into_iter().zip(requests).enumerate() {
-        let batched = collect(run).tokens;
+    for (i, (batched, request)) in generated.into_iter().zip(requests).enumerate() {
         let solo = common::run(&alone, request).tokens;
-        let worst = assert_close(&batched, &solo, &format!("request {i}"));
+        let worst = assert_close(&batched.tokens, &solo, &format!("request {i}"));
         eprintln!("request {i}: log-probabilities within {worst:.4} of its solo run");
     }
 }

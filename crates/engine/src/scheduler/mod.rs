@@ -6,8 +6,9 @@
 //! together are read in the same step), and once read a sequence joins the running
 //! batch: every step feeds each running sequence its last token in one batched forward,
 //! samples every row in one batched sampling step (each row with its own parameters,
-//! penalties and constraint mask), and routes each row's token to its sequence. A finished or cancelled sequence leaves the batch at once and its keys and
-//! values may stay in the backend's prefix cache for the next prompt that starts alike.
+//! penalties and constraint mask), and routes each row's token to its sequence. A
+//! finished or cancelled sequence leaves the batch at once and its keys and values may
+//! stay in the backend's prefix cache for the next prompt that starts alike.
 //!
 //! Steps overlap with the device: the next step's forward is queued before the tokens of
 //! the last one are read, and its sampling graph is built while the forward computes (a
@@ -75,6 +76,14 @@ struct Step {
     queued: Option<Instant>,
 }
 
+/// What a request run by [`Scheduler::generate_now`] gave: its tokens and its summary.
+pub struct Generated {
+    /// The tokens generated, in order.
+    pub tokens: Vec<GeneratedToken>,
+    /// How it ended.
+    pub finished: Finished,
+}
+
 /// Shares one model between requests; see the module documentation.
 pub struct Scheduler<B: Backend> {
     backend: B,
@@ -131,9 +140,10 @@ impl<B: Backend> Scheduler<B> {
         }
     }
 
-    /// Runs `requests` on this thread, together, to their ends; their summaries, in
-    /// order. For benchmarks, which time the model with nothing else in the process.
-    pub fn generate_now(&mut self, requests: Vec<GenerateRequest>) -> Result<Vec<Finished>> {
+    /// Runs `requests` on this thread, together, to their ends; what each gave, in
+    /// order. For benchmarks, which time the model with nothing else in the process, and
+    /// tests that need requests to arrive at once.
+    pub fn generate_now(&mut self, requests: Vec<GenerateRequest>) -> Result<Vec<Generated>> {
         let mut streams = Vec::with_capacity(requests.len());
         for request in requests {
             let (events, received) = tokio::sync::mpsc::unbounded_channel();
@@ -159,13 +169,15 @@ impl<B: Backend> Scheduler<B> {
         streams
             .into_iter()
             .map(|mut received| {
-                let mut finished = None;
+                let (mut tokens, mut finished) = (Vec::new(), None);
                 while let Ok(event) = received.try_recv() {
-                    if let Event::Done(f) = event? {
-                        finished = Some(f);
+                    match event? {
+                        Event::Chunk { tokens: more, .. } => tokens.extend(more),
+                        Event::Done(f) => finished = Some(f),
                     }
                 }
-                finished.ok_or(EngineError::Unloaded)
+                let finished = finished.ok_or(EngineError::Unloaded)?;
+                Ok(Generated { tokens, finished })
             })
             .collect()
     }
@@ -339,9 +351,11 @@ impl<B: Backend> Scheduler<B> {
         }
     }
 
-    /// One round: a chunk of whatever is being read (with the device otherwise idle, so
-    /// the chunk is timed alone), then a decode step of the running sequences, overlapped
-    /// with reading the previous step's tokens.
+    /// One round: where the backend batches prompts and a prompt's turn has come, one
+    /// step reading prompt chunks beside the running rows ([`Self::mixed_step`]);
+    /// otherwise a chunk of whatever is being read (with the device otherwise idle, so the
+    /// chunk is timed alone), then a decode step of the running sequences, overlapped with
+    /// reading the previous step's tokens.
     fn step(&mut self) -> Result<()> {
         let reading = !self.reading.is_empty();
         if reading {
@@ -426,6 +440,16 @@ impl<B: Backend> Scheduler<B> {
         let stepped = self.backend.decode_with_chunks(&rows, &tokens, &chunks);
         let stepped = match stepped {
             Some(Ok(stepped)) => stepped,
+            Some(Err(e)) if rows.is_empty() => {
+                // A pass of prompts alone: they fail, as one read on its own would, and
+                // nothing else.
+                let message = e.to_string();
+                for (seq, _) in taken {
+                    self.backend.release(seq.id, &[]);
+                    seq.fail(EngineError::StepFailed(message.clone()));
+                }
+                return Ok(true);
+            }
             failed_or_not_mixed => {
                 for (seq, _) in taken.into_iter().rev() {
                     self.reading.push_front(Reading::Prompt(seq));

@@ -29,7 +29,8 @@ pub struct SchedulePolicy {
     /// The shortest time a chunk is given, so a prompt always moves on.
     pub min_chunk: Duration,
     /// A prompt whose unread rest takes at most this long is read in one chunk, streams
-    /// or not.
+    /// or not. (Several short prompts waiting together may pause the streams once for up
+    /// to [`Self::idle_chunk`], where the backend reads them in one batch.)
     pub short_prompt: Duration,
 }
 
