@@ -16,6 +16,8 @@ pub struct PrefillPacer {
     rate: Option<f64>,
     /// Tokens in the last chunk.
     last: usize,
+    /// Tokens timed so far (the rate's weight, up to [`Self::MEMORY`]).
+    measured: usize,
 }
 
 impl PrefillPacer {
@@ -72,8 +74,8 @@ impl PrefillPacer {
     }
 
     /// Records that `tokens` took `elapsed`: the rate becomes the average time per token
-    /// of this chunk and of what was measured before (worth [`Self::MEMORY`] tokens),
-    /// weighed by their tokens.
+    /// of this chunk and of what was measured before (worth the tokens it was measured
+    /// on, up to [`Self::MEMORY`]), weighed by their tokens.
     ///
     /// ```
     /// use std::time::Duration;
@@ -88,12 +90,13 @@ impl PrefillPacer {
         let per_token = match self.rate {
             None => per_token,
             Some(rate) => {
-                let (new, past) = (tokens as f64, Self::MEMORY as f64);
+                let (new, past) = (tokens as f64, self.measured.min(Self::MEMORY) as f64);
                 (new * per_token + past / rate) / (new + past)
             }
         };
         self.rate = Some(1.0 / per_token);
         self.last = tokens;
+        self.measured += tokens;
     }
 }
 
@@ -102,6 +105,7 @@ impl Default for PrefillPacer {
         PrefillPacer {
             rate: None,
             last: Self::FIRST,
+            measured: 0,
         }
     }
 }
@@ -162,5 +166,15 @@ mod tests {
         // 8 tokens at 100 tok/s: a step's fixed cost, or a stream copied beside them.
         pacer.record(8, Duration::from_millis(80));
         assert_eq!(pacer.reads_within(TARGET), 75);
+    }
+
+    #[test]
+    fn a_slow_first_chunk_counts_for_its_own_tokens_only() {
+        let mut pacer = PrefillPacer::default();
+        // The model's first batch: 8 tokens at 60 tok/s, paying for its weights' pages.
+        pacer.record(8, Duration::from_millis(134));
+        // Then 32 at 250 tok/s: 40 tokens in 262 ms, not 64 tokens' worth of the first.
+        pacer.record(32, Duration::from_millis(128));
+        assert_eq!(pacer.reads_within(TARGET), 38);
     }
 }

@@ -465,11 +465,13 @@ impl<B: Backend> Scheduler<B> {
             ms = elapsed.as_millis(),
             "decode step with prefill chunks"
         );
-        // The chunks' tokens over the whole step's time: a rate that understates the
-        // prompts' (the rows shared the time), so chunks sized from it err short. A few
-        // tokens' rate is mostly the step's fixed cost and would keep chunks that small.
+        // The chunks' share of the step's time, by tokens (each row is one more token
+        // through the same weights). Small batches pay the step's fixed cost, so the rate
+        // errs slow and chunks sized from it short; a few tokens' rate is mostly that cost
+        // and would keep chunks that small.
         if used >= PrefillPacer::FIRST {
-            self.pacer.record(used, elapsed);
+            let share = used as f64 / (used + rows.len()) as f64;
+            self.pacer.record(used, elapsed.mul_f64(share));
         }
         let (logits, after_prompts) = stepped;
         if let Some(logits) = logits {
