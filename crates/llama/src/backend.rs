@@ -305,6 +305,8 @@ impl Backend for LlamaCppBackend {
                 moves,
             } => {
                 let (from, into) = (from as i32, into as i32);
+                // What `into` kept (if anything) is replaced.
+                self.prefix.take(|&s| s == into);
                 // Cell metadata copies now, the cells' contents before the next batch
                 // writes any: the new sequence may cut back either stream at once.
                 self.model

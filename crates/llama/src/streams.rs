@@ -2,16 +2,17 @@
 //! sequence id (as llama-server has one per slot), each attended only by its own sequence;
 //! a stream is empty, running, or keeps a finished sequence for the prefix cache.
 //!
-//! A kept sequence is worth what it saves the prompts to come, so a new prompt does not
-//! take one over while an empty stream is left, unless it continues that sequence (what
-//! the kept one holds past their shared prefix is a turn's ending the new prompt rewrites);
-//! one that shares enough with it gets a copy of the whole stream instead (streams copy
-//! only whole: llama.cpp does not copy part of one into another), when that beats reading
-//! the shared tokens again. Among empty
-//! streams, the one beside the most running ones: llama.cpp gives each run of consecutive
-//! stream ids its own pass over the weights, so a gap costs every running sequence a
-//! second pass on every step until it closes. With no stream empty, the prompt takes over
-//! the kept sequence that saves it the most, or else the least recently used.
+//! llama.cpp gives each run of consecutive stream ids its own pass over the weights, so a
+//! gap between running streams costs every running sequence a second pass on every step
+//! until it closes: a new sequence runs beside the most running streams it can. A kept
+//! sequence is worth what it saves the prompts to come, so a new prompt does not take one
+//! over while a stream is empty, unless it continues that sequence (what the kept one
+//! holds past their shared prefix is a turn's ending the new prompt rewrites). A prompt
+//! that shares enough with a kept sequence gets a copy of that whole stream where it runs
+//! (streams copy only whole: llama.cpp does not copy part of one into another), when that
+//! beats reading the shared tokens again and the kept one is worth keeping or is out of
+//! the way. With no stream empty, the prompt takes over the best placed kept sequence:
+//! among those, the one that saves it the most, or else the least recently used.
 
 /// What a stream holds, as a new prompt sees it.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -34,10 +35,11 @@ pub(crate) enum Placement {
     Empty(usize),
     /// A kept sequence's stream, cut back to its first `shared` tokens (0: dropped).
     TakeOver { stream: usize, shared: usize },
-    /// A copy of the kept stream `from` in the empty stream `into`; the new sequence runs
-    /// in the copy, cut back to its first `shared` tokens, and the kept one stays as it is
-    /// — or, with `moves`, the kept sequence moves to `into` and the new one runs in
-    /// `from` (the one of the two beside more running streams).
+    /// A copy of the kept stream `from` in the stream `into` (empty, or keeping a sequence
+    /// the copy replaces); the new sequence runs in the copy, cut back to its first
+    /// `shared` tokens, and the kept one stays as it is — or, with `moves`, the kept
+    /// sequence moves to the empty `into` and the new one runs in `from` (the one of the
+    /// two beside more running streams).
     Copy {
         from: usize,
         into: usize,
@@ -78,41 +80,65 @@ pub(crate) fn place(streams: &[Held], copy_at: usize) -> Option<Placement> {
             shared,
             tokens,
             last_used,
-        } => Some((shared, tokens, last_used)),
+        } => Some((s, shared, tokens, last_used)),
         _ => None,
     };
     // The kept sequence that saves the most reading; among equals, the one beside the
     // most running streams, then the least recently used.
     let best = (0..streams.len())
-        .filter_map(|s| kept(s).map(|k| (s, k)))
-        .filter(|&(_, (shared, _, _))| shared > 0)
-        .max_by_key(|&(s, (shared, _, last_used))| {
+        .filter_map(kept)
+        .filter(|&(_, shared, _, _)| shared > 0)
+        .max_by_key(|&(s, shared, _, last_used)| {
             (shared, neighbours(s), std::cmp::Reverse(last_used))
         });
-    if let Some((stream, (shared, tokens, _))) = best {
+    if let Some(into) = empty {
+        let Some((from, shared, tokens, _)) = best else {
+            return Some(Placement::Empty(into));
+        };
         let continues = tokens - shared < TAIL_WORTH_KEEPING;
-        match empty {
-            Some(into) if !continues && shared >= copy_at => {
-                return Some(Placement::Copy {
-                    from: stream,
-                    into,
-                    shared,
-                    moves: neighbours(stream) > neighbours(into),
-                })
-            }
-            Some(_) if !continues => {}
-            _ => return Some(Placement::TakeOver { stream, shared }),
-        }
+        return Some(match continues {
+            // A continued turn runs where it is kept, unless a copy runs it beside more
+            // running streams.
+            true if shared >= copy_at && neighbours(into) > neighbours(from) => Placement::Copy {
+                from,
+                into,
+                shared,
+                moves: false,
+            },
+            true => Placement::TakeOver {
+                stream: from,
+                shared,
+            },
+            false if shared >= copy_at => Placement::Copy {
+                from,
+                into,
+                shared,
+                moves: neighbours(from) > neighbours(into),
+            },
+            false => Placement::Empty(into),
+        });
     }
-    if let Some(e) = empty {
-        return Some(Placement::Empty(e));
-    }
-    // Every stream runs or keeps something no use to this prompt: the least recently
-    // used kept one goes.
-    (0..streams.len())
-        .filter_map(|s| kept(s).map(|(_, _, last_used)| (s, last_used)))
-        .min_by_key(|&(s, last_used)| (last_used, std::cmp::Reverse(neighbours(s))))
-        .map(|(stream, _)| Placement::TakeOver { stream, shared: 0 })
+    // No stream is empty: the kept sequence beside the most running streams goes (among
+    // equals, the one sharing the most with the prompt, then the least recently used),
+    // replaced by a copy of one sharing more elsewhere when the copy is worth it.
+    let (stream, reused, _, _) =
+        (0..streams.len())
+            .filter_map(kept)
+            .max_by_key(|&(s, shared, _, last_used)| {
+                (neighbours(s), shared, std::cmp::Reverse(last_used))
+            })?;
+    Some(match best {
+        Some((from, shared, _, _)) if shared >= reused + copy_at => Placement::Copy {
+            from,
+            into: stream,
+            shared,
+            moves: false,
+        },
+        _ => Placement::TakeOver {
+            stream,
+            shared: reused,
+        },
+    })
 }
 
 #[cfg(test)]
@@ -151,9 +177,25 @@ mod tests {
     }
 
     #[test]
-    fn a_prompt_continuing_a_kept_turn_takes_it_over_wherever_it_is() {
+    fn a_prompt_continuing_a_kept_turn_takes_it_over_or_a_copy_beside_the_running_ones() {
+        let streams = [Empty, Empty, kept(2000, 2001, 1)];
+        assert_eq!(place(&streams, 256), take_over(2, 2000));
+        let streams = [Running, kept(2000, 2001, 1), Empty];
+        assert_eq!(place(&streams, 256), take_over(1, 2000));
+        // Taken over where it is kept, it would split the running streams' pass in two.
         let streams = [Running, Empty, Empty, kept(2000, 2001, 1)];
-        assert_eq!(place(&streams, 256), take_over(3, 2000));
+        assert_eq!(
+            place(&streams, 256),
+            Some(Placement::Copy {
+                from: 3,
+                into: 1,
+                shared: 2000,
+                moves: false
+            })
+        );
+        // A short turn is read again rather than copied.
+        let streams = [Running, Empty, kept(20, 21, 1)];
+        assert_eq!(place(&streams, 256), take_over(2, 20));
     }
 
     #[test]
@@ -211,6 +253,30 @@ mod tests {
         assert_eq!(place(&streams, 256), take_over(0, 20));
         let streams = [kept(20, 80, 5), kept(20, 80, 1)];
         assert_eq!(place(&streams, 256), take_over(1, 20));
+    }
+
+    #[test]
+    fn with_no_stream_empty_the_kept_one_beside_the_running_ones_goes() {
+        // A few more shared tokens elsewhere are not worth a gap between the streams.
+        let streams = [
+            kept(38, 102, 1),
+            kept(31, 102, 2),
+            Running,
+            Running,
+            kept(31, 102, 3),
+        ];
+        assert_eq!(place(&streams, 16), take_over(1, 31));
+        // A long shared prefix elsewhere is copied into it.
+        let streams = [kept(900, 1400, 1), kept(0, 50, 2), Running];
+        assert_eq!(
+            place(&streams, 16),
+            Some(Placement::Copy {
+                from: 0,
+                into: 1,
+                shared: 900,
+                moves: false
+            })
+        );
     }
 
     #[test]

@@ -8,12 +8,14 @@
 //! whose sizes the pacer sets by time, within `common::assert_close`'s bounds for the
 //! first four tokens (differences in the kernels' rounding grow over a long greedy run,
 //! while cells copied wrong are off from the first token). A prompt sharing nothing with
-//! the kept turn must not pick any of it up.
+//! the kept turn must not pick any of it up. With no stream empty while a stream runs,
+//! the document goes by copy into the kept stream beside the running one, replacing what
+//! that one kept, rather than the prompt taking over the kept turn away from it.
 
 mod common;
 
-use common::{assert_close, greedy};
-use perch_engine::generate::{Finished, GeneratedToken};
+use common::{assert_close, collect, greedy};
+use perch_engine::generate::{Event, Finished, GeneratedToken};
 use perch_engine::text::chat_prompt::ChatInput;
 use perch_engine::text::template::ChatMessage;
 use perch_engine::{Engine, Serving};
@@ -146,4 +148,63 @@ fn a_prompt_sharing_a_long_document_copies_it_and_the_kept_turn_stays_whole() {
     );
     let (cold, _, _) = run(&fresh, next, 4);
     assert_close(&reused, &cold, "next turn of the kept one");
+}
+
+#[test]
+fn with_no_stream_empty_a_shared_document_is_copied_beside_the_running_stream() {
+    let path = test_model();
+    let serving = Serving::new(3, 2048);
+    let engine = perch_llama::load(&path, serving).expect("llama.cpp loads it");
+    let document: String = (0..12)
+        .map(|i| format!("River {i} flows past the town of Ford {}. ", i * 7))
+        .collect();
+    let ask = |question: &str| format!("{document}\n\n{question}");
+    let (rivers, towns) = (ask("Which river is the first?"), ask("Name one town."));
+
+    // Stream 0 keeps the document's first question; stream 1 a short unrelated turn.
+    let first = chat(&engine, &[&rivers]);
+    let (_, answer, _) = run(&engine, first.clone(), 16);
+    run(&engine, chat(&engine, &["Say hello."]), 8);
+    // Stream 2, the last empty one, runs a long stream while the next question arrives.
+    let stream = greedy(
+        chat(&engine, &["Count from one to a hundred in words."]),
+        128,
+        2,
+    );
+    let mut running = engine.generate(stream).expect("starts");
+    let mut started = 0;
+    while started < 2 {
+        if let Event::Chunk { tokens, .. } = running.next().expect("runs").expect("runs") {
+            started += tokens.len();
+        }
+    }
+    let other = chat(&engine, &[&towns]);
+    let shared = first.iter().zip(&other).take_while(|(a, b)| a == b).count();
+    let (copied, _, finished) = run(&engine, other.clone(), 4);
+    let stream_end = collect(running).finished.expect("the stream ends");
+    assert_eq!(
+        stream_end.completion_tokens, 128,
+        "it ran beside the question"
+    );
+    assert_eq!(
+        finished.cached_tokens, shared,
+        "the question reads only what follows the document"
+    );
+    let fresh = perch_llama::load(&path, Serving::new(1, 2048)).expect("loads");
+    let (cold, _, _) = run(&fresh, other, 4);
+    assert_close(
+        &copied,
+        &cold,
+        "question on a document copied over a kept turn",
+    );
+
+    // The document's first turn was copied, not taken over: its next turn finds it whole.
+    let next = chat(&engine, &[&rivers, &answer, "And the last?"]);
+    let (_, _, finished) = run(&engine, next, 4);
+    assert!(
+        finished.cached_tokens >= first.len(),
+        "{} tokens read from the kept turn of {}",
+        finished.cached_tokens,
+        first.len()
+    );
 }
