@@ -357,17 +357,18 @@ impl Backend for LlamaCppBackend {
         true
     }
 
+    fn batches_prompts(&self) -> bool {
+        true
+    }
+
     fn decode_with_chunks(
         &mut self,
         rows: &[SeqId],
         tokens: &Array,
         chunks: &[PromptChunk<'_>],
-    ) -> Option<perch_engine::Result<StepLogits>> {
-        let mut step = || {
-            let tokens = tokens.astype(Dtype::Uint32)?.to_vec::<u32>()?;
-            self.step(rows, &tokens, chunks)
-        };
-        Some(step())
+    ) -> perch_engine::Result<StepLogits> {
+        let tokens = tokens.astype(Dtype::Uint32)?.to_vec::<u32>()?;
+        self.step(rows, &tokens, chunks)
     }
 
     fn release(&mut self, id: SeqId, tokens: &[u32]) {

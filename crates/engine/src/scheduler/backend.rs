@@ -12,7 +12,7 @@ use perch_mlx::Array;
 
 use crate::embed::{EmbedRequest, EmbeddingRecipe};
 use crate::text::tokenizer::Tokenizer;
-use crate::Result;
+use crate::{EngineError, Result};
 
 /// A sequence's id, unique for the backend's life.
 pub type SeqId = u64;
@@ -72,20 +72,28 @@ pub trait Backend {
         false
     }
 
+    /// Whether one batch can read several sequences' prompt chunks beside the decoding
+    /// rows (llama.cpp): the scheduler then reads prompts with
+    /// [`Self::decode_with_chunks`], and otherwise a chunk in a pass of its own with
+    /// [`Self::prefill`].
+    fn batches_prompts(&self) -> bool {
+        false
+    }
+
     /// One decode step as [`Self::decode`] that also reads `chunks` of prompts in the
     /// same call (llama.cpp: one batch, which it runs as the rows with each chunk's first
     /// token, then the chunks' rest): the rows' logits (none when `rows` is empty: a pass
     /// reading only prompts), and for each chunk that ends its prompt the `[1, vocab]`
-    /// logits that follow it. `None`, with nothing done, from a backend whose batches
-    /// cannot hold several sequences' prompt tokens beside the decoding rows: the
-    /// scheduler then reads a chunk in a pass of its own.
+    /// logits that follow it. Asked only of a backend that [`Self::batches_prompts`].
     fn decode_with_chunks(
         &mut self,
         _rows: &[SeqId],
         _tokens: &Array,
         _chunks: &[PromptChunk<'_>],
-    ) -> Option<Result<StepLogits>> {
-        None
+    ) -> Result<StepLogits> {
+        Err(EngineError::StepFailed(
+            "this backend reads each prompt chunk in a pass of its own".into(),
+        ))
     }
 
     /// Forgets sequence `id`, which holds the keys and values of `tokens` (its prompt and

@@ -406,9 +406,13 @@ impl<B: Backend> Scheduler<B> {
     /// weights. False, with nothing done, when an embedding's turn has come or the
     /// backend cannot.
     fn mixed_step(&mut self) -> Result<bool> {
-        if !matches!(self.reading.front(), Some(Reading::Prompt(_))) {
+        if !self.backend.batches_prompts()
+            || !matches!(self.reading.front(), Some(Reading::Prompt(_)))
+        {
             return Ok(false);
         }
+        let built = Instant::now();
+        let (rows, tokens) = self.step_tokens()?;
         let short = self.pacer.reads_within(self.policy.short_prompt);
         let budget = self.pacer.reads_within(self.policy.idle_chunk);
         let mut taken: Vec<(Box<Sequence>, usize)> = Vec::new();
@@ -427,8 +431,6 @@ impl<B: Backend> Scheduler<B> {
             let end = seq.prefilled + tokens;
             taken.push((seq, end));
         }
-        let built = Instant::now();
-        let (rows, tokens) = self.step_tokens()?;
         let chunks: Vec<PromptChunk> = taken
             .iter()
             .map(|(seq, end)| PromptChunk {
@@ -437,10 +439,9 @@ impl<B: Backend> Scheduler<B> {
                 last: *end == seq.request.prompt.len(),
             })
             .collect();
-        let stepped = self.backend.decode_with_chunks(&rows, &tokens, &chunks);
-        let stepped = match stepped {
-            Some(Ok(stepped)) => stepped,
-            Some(Err(e)) if rows.is_empty() => {
+        let stepped = match self.backend.decode_with_chunks(&rows, &tokens, &chunks) {
+            Ok(stepped) => stepped,
+            Err(e) if rows.is_empty() => {
                 // A pass of prompts alone: they fail, as one read on its own would, and
                 // nothing else.
                 let message = e.to_string();
@@ -450,11 +451,11 @@ impl<B: Backend> Scheduler<B> {
                 }
                 return Ok(true);
             }
-            failed_or_not_mixed => {
+            Err(e) => {
                 for (seq, _) in taken.into_iter().rev() {
                     self.reading.push_front(Reading::Prompt(seq));
                 }
-                return failed_or_not_mixed.map_or(Ok(false), |e| e.map(|_| false));
+                return Err(e);
             }
         };
         let elapsed = built.elapsed();
