@@ -61,6 +61,16 @@ fn chat(engine: &dyn Engine, messages: &[&str]) -> Vec<u32> {
         .tokens
 }
 
+/// Two questions on the same document of some 150 tokens: which river is first, and
+/// the name of a town.
+fn questions_on_a_document() -> (String, String) {
+    let document: String = (0..12)
+        .map(|i| format!("River {i} flows past the town of Ford {}. ", i * 7))
+        .collect();
+    let ask = |question: &str| format!("{document}\n\n{question}");
+    (ask("Which river is the first?"), ask("Name one town."))
+}
+
 #[test]
 fn a_continued_turn_reuses_the_kept_sequence_and_answers_as_cold() {
     let path = test_model();
@@ -114,11 +124,7 @@ fn a_prompt_sharing_a_long_document_copies_it_and_the_kept_turn_stays_whole() {
     let path = test_model();
     let serving = Serving::new(2, 2048);
     let engine = perch_llama::load(&path, serving).expect("llama.cpp loads it");
-    let document: String = (0..12)
-        .map(|i| format!("River {i} flows past the town of Ford {}. ", i * 7))
-        .collect();
-    let ask = |question: &str| format!("{document}\n\n{question}");
-    let (rivers, towns) = (ask("Which river is the first?"), ask("Name one town."));
+    let (rivers, towns) = questions_on_a_document();
 
     let first = chat(&engine, &[&rivers]);
     let (_, answer, _) = run(&engine, first.clone(), 16);
@@ -155,11 +161,7 @@ fn with_no_stream_empty_a_shared_document_is_copied_beside_the_running_stream() 
     let path = test_model();
     let serving = Serving::new(3, 2048);
     let engine = perch_llama::load(&path, serving).expect("llama.cpp loads it");
-    let document: String = (0..12)
-        .map(|i| format!("River {i} flows past the town of Ford {}. ", i * 7))
-        .collect();
-    let ask = |question: &str| format!("{document}\n\n{question}");
-    let (rivers, towns) = (ask("Which river is the first?"), ask("Name one town."));
+    let (rivers, towns) = questions_on_a_document();
 
     // Stream 0 keeps the document's first question; stream 1 a short unrelated turn.
     let first = chat(&engine, &[&rivers]);
