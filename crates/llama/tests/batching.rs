@@ -11,9 +11,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_close, chat_prompt, collect, greedy};
+use common::{assert_close, chat_prompt, collect, first_tokens, greedy};
 use perch_engine::format::gguf;
-use perch_engine::generate::{Event, GenerateRequest};
+use perch_engine::generate::GenerateRequest;
 use perch_engine::scheduler::policy::SchedulePolicy;
 use perch_engine::scheduler::Scheduler;
 use perch_engine::{Engine, Serving};
@@ -37,12 +37,7 @@ fn prompts_read_inside_decode_steps_answer_as_alone() {
 
     let mut running = shared.generate(stream.clone()).expect("starts");
     // The stream is decoding once its first tokens arrive; the others then join it.
-    let mut first = Vec::new();
-    while first.len() < 2 {
-        if let Event::Chunk { tokens, .. } = running.next().expect("runs").expect("runs") {
-            first.extend(tokens);
-        }
-    }
+    let mut first = first_tokens(&mut running, 2);
     let short_run = shared.generate(short.clone()).expect("starts");
     let long_run = shared.generate(long.clone()).expect("starts");
     first.extend(collect(running).tokens);
@@ -71,12 +66,7 @@ fn a_prompt_in_a_lower_stream_than_the_running_one_answers_as_alone() {
     let short = request(&shared, "Write a haiku about the sea.", 24);
 
     let mut running = shared.generate(stream.clone()).expect("starts");
-    let mut first = Vec::new();
-    while first.len() < 2 {
-        if let Event::Chunk { tokens, .. } = running.next().expect("runs").expect("runs") {
-            first.extend(tokens);
-        }
-    }
+    let mut first = first_tokens(&mut running, 2);
     let short_run = collect(shared.generate(short.clone()).expect("starts"));
     let rest = collect(running);
     first.extend(rest.tokens);

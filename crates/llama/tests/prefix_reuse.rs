@@ -14,8 +14,8 @@
 
 mod common;
 
-use common::{assert_close, collect, greedy};
-use perch_engine::generate::{Event, Finished, GeneratedToken};
+use common::{assert_close, collect, first_tokens, greedy};
+use perch_engine::generate::{Finished, GeneratedToken};
 use perch_engine::text::chat_prompt::ChatInput;
 use perch_engine::text::template::ChatMessage;
 use perch_engine::{Engine, Serving};
@@ -174,12 +174,7 @@ fn with_no_stream_empty_a_shared_document_is_copied_beside_the_running_stream() 
         2,
     );
     let mut running = engine.generate(stream).expect("starts");
-    let mut started = 0;
-    while started < 2 {
-        if let Event::Chunk { tokens, .. } = running.next().expect("runs").expect("runs") {
-            started += tokens.len();
-        }
-    }
+    first_tokens(&mut running, 2);
     let other = chat(&engine, &[&towns]);
     let shared = first.iter().zip(&other).take_while(|(a, b)| a == b).count();
     let (copied, _, finished) = run(&engine, other.clone(), 4);

@@ -73,6 +73,25 @@ pub fn collect(events: impl IntoIterator<Item = perch_engine::Result<Event>>) ->
     out
 }
 
+/// Reads `events` until at least `count` tokens have come (the generation is then
+/// decoding); those tokens.
+pub fn first_tokens(
+    events: &mut impl Iterator<Item = perch_engine::Result<Event>>,
+    count: usize,
+) -> Vec<GeneratedToken> {
+    let mut tokens = Vec::new();
+    while tokens.len() < count {
+        if let Event::Chunk { tokens: more, .. } = events
+            .next()
+            .expect("the generation runs")
+            .expect("the generation runs")
+        {
+            tokens.extend(more);
+        }
+    }
+    tokens
+}
+
 /// Runs `request` on `engine` to the end.
 pub fn run(engine: &dyn Engine, request: GenerateRequest) -> Generated {
     collect(engine.generate(request).expect("generation starts"))
