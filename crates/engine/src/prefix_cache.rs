@@ -8,6 +8,11 @@
 //! The cache holds whatever a backend snapshots (`S`); it counts tokens, not bytes, and
 //! knows nothing of models, so its policy is tested on its own.
 
+/// An engine whose KV cache is allocated whole (llama.cpp) saves a kept sequence to host
+/// memory when its place in the cache is wanted; the saved ones take at most the cache's
+/// size divided by this, which the memory planner counts beside the cache.
+pub const SAVED_KV_DIVISOR: usize = 8;
+
 /// One kept sequence.
 struct Entry<S> {
     tokens: Vec<u32>,
@@ -189,18 +194,19 @@ impl<S> PrefixCache<S> {
     }
 
     /// Takes the entry whose snapshot `is` picks out of the cache (its new owner extends
-    /// it in place); its snapshot.
+    /// it in place); its tokens and snapshot.
     ///
     /// ```
     /// use perch_engine::prefix_cache::PrefixCache;
     /// let mut cache = PrefixCache::default();
     /// cache.insert(vec![1, 2], 7);
-    /// assert_eq!(cache.take(|s| *s == 7), Some(7));
+    /// assert_eq!(cache.take(|s| *s == 7), Some((vec![1, 2], 7)));
     /// assert!(cache.is_empty());
     /// ```
-    pub fn take(&mut self, is: impl Fn(&S) -> bool) -> Option<S> {
+    pub fn take(&mut self, is: impl Fn(&S) -> bool) -> Option<(Vec<u32>, S)> {
         let at = self.entries.iter().position(|e| is(&e.snapshot))?;
-        Some(self.entries.swap_remove(at).snapshot)
+        let entry = self.entries.swap_remove(at);
+        Some((entry.tokens, entry.snapshot))
     }
 
     /// Drops least recently used entries until at most `limit` tokens are held; their

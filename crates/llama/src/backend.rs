@@ -9,7 +9,8 @@
 //! The prefix cache keeps finished sequences in their streams: a new prompt that
 //! continues one takes its stream over, cut back to what they share, and reads only the
 //! rest (`streams` says which stream a prompt gets). A kept sequence costs nothing while
-//! it waits — its cells are its own — and goes when its stream is wanted.
+//! it waits — its cells are its own — and goes when its stream is wanted, saved to host
+//! memory first (`saved`), from where a later prompt that continues it gets it back.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -19,7 +20,7 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::token::LlamaToken;
 use perch_engine::embed::{EmbedRequest, EmbeddingRecipe};
 use perch_engine::format::gguf::GgufText;
-use perch_engine::prefix_cache::PrefixCache;
+use perch_engine::prefix_cache::{PrefixCache, SAVED_KV_DIVISOR};
 use perch_engine::scheduler::backend::{Backend, PromptChunk, SeqId, StepLogits};
 use perch_engine::text::tokenizer::Tokenizer;
 use perch_engine::{EngineError, Serving};
@@ -27,7 +28,8 @@ use perch_mlx::{Array, Dtype};
 
 use crate::context::{context_size, ModelContext};
 use crate::embedding::EmbedTask;
-use crate::streams::{copy_at, place, Held, Placement};
+use crate::saved::{restore_at, SavedSequences};
+use crate::streams::{copy_at, place, Held, Placement, TAIL_WORTH_KEEPING};
 use crate::{failed, threads};
 
 /// Most prompt tokens the scheduler reads in one step: a llama.cpp batch holds them
@@ -62,6 +64,8 @@ pub struct LlamaCppBackend {
     running: HashMap<SeqId, Slot>,
     /// Kept sequences, each in its own stream.
     prefix: PrefixCache<i32>,
+    /// Kept sequences whose stream was wanted, in host memory.
+    saved: SavedSequences,
     batch: LlamaBatch<'static>,
 }
 
@@ -108,6 +112,7 @@ impl LlamaCppBackend {
                 * (c.num_hidden_layers * c.num_key_value_heads * c.head_dim) as usize,
             running: HashMap::new(),
             prefix: PrefixCache::default(),
+            saved: SavedSequences::new(streams * serving.context / SAVED_KV_DIVISOR),
             batch: LlamaBatch::new(CHUNK + streams, 1),
             model,
         };
@@ -156,6 +161,62 @@ impl LlamaCppBackend {
             .model
             .context()
             .clear_kv_cache_seq(Some(id as u32), Some(tokens as u32), None);
+    }
+
+    /// Readies stream `stream` for a new sequence that keeps its first `keeps` tokens:
+    /// a sequence kept there leaves the prefix cache, saved to host memory first when it
+    /// holds a tail worth keeping past those.
+    fn lose_kept(&mut self, stream: i32, keeps: usize) {
+        if let Some((tokens, _)) = self.prefix.take(|&s| s == stream) {
+            if tokens.len() >= keeps + TAIL_WORTH_KEEPING {
+                // Not saving it costs a later prompt time, never this one its answer.
+                if let Err(e) = self.saved.save(self.model.context(), stream, tokens) {
+                    tracing::warn!("{e}");
+                }
+            }
+        }
+    }
+
+    /// Takes the place `placement` gives a new sequence: the stream it runs in and the
+    /// prompt tokens that holds.
+    fn take_place(&mut self, placement: Placement) -> perch_engine::Result<(i32, usize)> {
+        Ok(match placement {
+            Placement::Empty(stream) => (stream as i32, 0),
+            Placement::TakeOver { stream, shared } => {
+                let stream = stream as i32;
+                self.lose_kept(stream, shared);
+                self.truncate(stream, shared);
+                (stream, shared)
+            }
+            Placement::Copy {
+                from,
+                into,
+                shared,
+                moves,
+            } => {
+                let (from, into) = (from as i32, into as i32);
+                // What `into` kept (if anything) is replaced.
+                self.lose_kept(into, 0);
+                // Cell metadata copies now, the cells' contents before the next batch
+                // writes any: the new sequence may cut back either stream at once.
+                self.model
+                    .context()
+                    .copy_kv_cache_seq(from, into, None, None)
+                    .map_err(|e| failed("reusing a prefix", e))?;
+                let run = match moves {
+                    true => {
+                        self.prefix.rekey(|&s| s == from, into);
+                        from
+                    }
+                    false => {
+                        self.prefix.touch(|&s| s == from);
+                        into
+                    }
+                };
+                self.truncate(run, shared);
+                (run, shared)
+            }
+        })
     }
 
     /// What each stream holds, as `prompt` sees it.
@@ -290,42 +351,22 @@ impl Backend for LlamaCppBackend {
     fn start(&mut self, id: SeqId, prompt: &[u32]) -> perch_engine::Result<usize> {
         let placement = place(&self.streams_for(prompt), copy_at(self.context))
             .ok_or_else(|| EngineError::StepFailed("every llama.cpp sequence is running".into()))?;
-        let (stream, reused) = match placement {
-            Placement::Empty(stream) => (stream as i32, 0),
-            Placement::TakeOver { stream, shared } => {
-                let stream = stream as i32;
-                self.prefix.take(|&s| s == stream);
-                self.truncate(stream, shared);
-                (stream, shared)
+        let (stream, reused) = match self.saved.best(prompt) {
+            Some(saved) if saved.shared >= placement.shared() + restore_at(saved.tokens) => {
+                let stream = placement.stream() as i32;
+                self.lose_kept(stream, 0);
+                // A failed restore leaves the stream to be emptied and the prompt read.
+                let reused = self
+                    .saved
+                    .restore(self.model.context(), prompt, stream)
+                    .unwrap_or_else(|e| {
+                        tracing::warn!("{e}");
+                        0
+                    });
+                self.truncate(stream, reused);
+                (stream, reused)
             }
-            Placement::Copy {
-                from,
-                into,
-                shared,
-                moves,
-            } => {
-                let (from, into) = (from as i32, into as i32);
-                // What `into` kept (if anything) is replaced.
-                self.prefix.take(|&s| s == into);
-                // Cell metadata copies now, the cells' contents before the next batch
-                // writes any: the new sequence may cut back either stream at once.
-                self.model
-                    .context()
-                    .copy_kv_cache_seq(from, into, None, None)
-                    .map_err(|e| failed("reusing a prefix", e))?;
-                let run = match moves {
-                    true => {
-                        self.prefix.rekey(|&s| s == from, into);
-                        from
-                    }
-                    false => {
-                        self.prefix.touch(|&s| s == from);
-                        into
-                    }
-                };
-                self.truncate(run, shared);
-                (run, shared)
-            }
+            _ => self.take_place(placement)?,
         };
         self.running.insert(
             id,
@@ -393,10 +434,12 @@ impl Backend for LlamaCppBackend {
         for stream in self.prefix.shrink_to(0) {
             self.truncate(stream, 0);
         }
+        self.saved.clear();
     }
 
     fn kv_bytes(&self) -> usize {
-        (self.running_tokens() + self.prefix.tokens()) * self.kv_bytes_per_token
+        (self.running_tokens() + self.prefix.tokens() + self.saved.tokens())
+            * self.kv_bytes_per_token
     }
 
     fn begin_embedding(

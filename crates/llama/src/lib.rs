@@ -13,6 +13,7 @@
 mod backend;
 mod context;
 mod embedding;
+mod saved;
 mod streams;
 mod threads;
 

@@ -48,6 +48,25 @@ pub(crate) enum Placement {
     },
 }
 
+impl Placement {
+    /// The stream the placement fills: the empty one, the one taken over, or the copy's
+    /// destination.
+    pub fn stream(&self) -> usize {
+        match *self {
+            Placement::Empty(stream) | Placement::TakeOver { stream, .. } => stream,
+            Placement::Copy { into, .. } => into,
+        }
+    }
+
+    /// Leading prompt tokens the new sequence finds in its stream.
+    pub fn shared(&self) -> usize {
+        match *self {
+            Placement::Empty(_) => 0,
+            Placement::TakeOver { shared, .. } | Placement::Copy { shared, .. } => shared,
+        }
+    }
+}
+
 /// The fewest shared tokens worth a whole-stream copy into an empty stream, for streams of
 /// `context` cells. A copy moves every cell of the stream, used or not, at memory speed;
 /// reading a token again runs the whole model. Estimated from bandwidth and prefill speed,
@@ -62,7 +81,7 @@ pub(crate) fn copy_at(context: usize) -> usize {
 
 /// Tokens past the shared prefix that make a kept sequence worth keeping beside the new
 /// one: fewer are a turn's ending the next turn rewrites.
-const TAIL_WORTH_KEEPING: usize = 16;
+pub(crate) const TAIL_WORTH_KEEPING: usize = 16;
 
 /// Where a new sequence goes, given what each stream holds and the fewest shared tokens
 /// worth a copy (`copy_at`); `None` when every stream is running.

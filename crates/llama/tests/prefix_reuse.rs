@@ -10,7 +10,9 @@
 //! while cells copied wrong are off from the first token). A prompt sharing nothing with
 //! the kept turn must not pick any of it up. With no stream empty while a stream runs,
 //! the document goes by copy into the kept stream beside the running one, replacing what
-//! that one kept, rather than the prompt taking over the kept turn away from it.
+//! that one kept, rather than the prompt taking over the kept turn away from it. A kept
+//! turn whose stream another prompt takes over is saved to host memory, and its next turn
+//! gets it back from there instead of reading it all again.
 
 mod common;
 
@@ -204,4 +206,31 @@ fn with_no_stream_empty_a_shared_document_is_copied_beside_the_running_stream() 
         finished.cached_tokens,
         first.len()
     );
+}
+
+#[test]
+fn a_turn_whose_stream_was_taken_over_comes_back_from_host_memory() {
+    let path = test_model();
+    let serving = Serving::new(1, 2048);
+    let engine = perch_llama::load(&path, serving).expect("llama.cpp loads it");
+    let (rivers, _) = questions_on_a_document();
+    let first = chat(&engine, &[&rivers]);
+    let (_, answer, _) = run(&engine, first.clone(), 16);
+    // The only stream goes to a prompt sharing nothing with the document's turn.
+    let unrelated: Vec<u32> = (0..40).map(|i| 500 + i * 3).collect();
+    let (_, _, finished) = run(&engine, unrelated, 8);
+    assert_eq!(finished.cached_tokens, 0, "it shares nothing");
+
+    let next = chat(&engine, &[&rivers, &answer, "And the last?"]);
+    let (restored, _, finished) = run(&engine, next.clone(), 4);
+    assert!(
+        finished.cached_tokens >= first.len() && finished.cached_tokens < next.len(),
+        "{} of {} tokens restored (the first turn had {})",
+        finished.cached_tokens,
+        next.len(),
+        first.len()
+    );
+    let fresh = perch_llama::load(&path, serving).expect("loads");
+    let (cold, _, _) = run(&fresh, next, 4);
+    assert_close(&restored, &cold, "next turn of a restored sequence");
 }

@@ -6,7 +6,9 @@
 //!
 //! A model is planned for as many sequences at once as the settings ask (`parallel`), or
 //! fewer when that many would not fit in the whole budget, but never fewer than one: the
-//! KV term is a pool its running sequences and its prefix cache share.
+//! KV term is a pool its running sequences and its prefix cache share. llama.cpp allocates
+//! that pool whole and saves kept sequences it must give up to host memory beside it: the
+//! saved term is the most those take.
 //!
 //! The workspace term follows what a forward pass keeps alive: one prefill chunk of
 //! activations, its attention scores against the whole context, and a row of logits. The
@@ -14,6 +16,9 @@
 //! peak on a real load.
 
 use std::fmt::Write as _;
+
+use perch_engine::prefix_cache::SAVED_KV_DIVISOR;
+use perch_engine::EngineKind;
 
 /// Tokens in the largest prefill chunk (the engine's pacer never exceeds it).
 pub const PREFILL_CHUNK: u64 = perch_engine::prefill_pacer::PrefillPacer::MAX as u64;
@@ -33,6 +38,9 @@ pub struct Footprint {
     pub vocab_size: u64,
     /// The longest context the model supports.
     pub context_length: u64,
+    /// Whether the engine saves kept sequences to host memory beside its KV cache
+    /// (llama.cpp, up to the cache's size over [`SAVED_KV_DIVISOR`]).
+    pub saves_sequences: bool,
 }
 
 impl From<&perch_engine::inspect::ModelFacts> for Footprint {
@@ -44,6 +52,7 @@ impl From<&perch_engine::inspect::ModelFacts> for Footprint {
             attention_heads: f.attention_heads,
             vocab_size: f.vocab_size,
             context_length: f.context_length,
+            saves_sequences: f.engine == EngineKind::LlamaCpp,
         }
     }
 }
@@ -59,6 +68,8 @@ pub struct Need {
     pub weights: u64,
     /// Key/value cache for a full context per sequence.
     pub kv: u64,
+    /// Host memory for kept sequences saved out of the KV cache (llama.cpp).
+    pub saved: u64,
     /// Prefill workspace: a chunk of activations, its attention scores, logits.
     pub workspace: u64,
     /// Freed buffers MLX keeps for reuse.
@@ -82,7 +93,7 @@ impl Need {
     /// What the model itself holds: all but MLX's buffer cache, which is one limit for
     /// the whole process and so is counted once, with the model being planned.
     pub fn resident(&self) -> u64 {
-        self.weights + self.kv + self.workspace
+        self.weights + self.kv + self.saved + self.workspace
     }
 }
 
@@ -155,12 +166,16 @@ impl Verdict {
                 gb(self.available)
             ),
             Fit::WontFit => format!(
-                "{name} does not fit in memory: it needs {} ({} weights, {} KV cache for {}, \
+                "{name} does not fit in memory: it needs {} ({} weights, {} KV cache for {}{}, \
                  {} workspace and buffer cache) and {} is free, short by {}",
                 gb(self.need.total()),
                 gb(self.need.weights),
                 gb(self.need.kv),
                 self.need.kv_extent(),
+                match self.need.saved {
+                    0 => String::new(),
+                    saved => format!(" and {} for saved sequences", gb(saved)),
+                },
                 gb(self.need.workspace + self.need.buffer_cache),
                 gb(self.available),
                 gb(self.shortfall)
@@ -235,6 +250,7 @@ impl MemoryPlanner {
     /// let model = Footprint {
     ///     weights_bytes: 4 * gb, kv_bytes_per_token: 100_000, activation_bytes_per_token: 0,
     ///     attention_heads: 32, vocab_size: 32_000, context_length: 10_000,
+    ///     saves_sequences: false,
     /// };
     /// let budget = |total| Budget { total, os_reserve: 0, working_set: None };
     /// let planner = |total| MemoryPlanner::new(budget(total), 0, 10_000).with_sequences(4);
@@ -242,6 +258,10 @@ impl MemoryPlanner {
     /// assert_eq!(planner(16 * gb).need(&model).sequences, 4);
     /// assert_eq!(planner(7 * gb).need(&model).sequences, 2);
     /// assert_eq!(planner(2 * gb).need(&model).sequences, 1);
+    /// // On llama.cpp, saved sequences may take an eighth of the KV cache beside it.
+    /// let saving = Footprint { saves_sequences: true, ..model };
+    /// let need = planner(16 * gb).need(&saving);
+    /// assert_eq!((need.kv, need.saved), (4 * gb, gb / 2));
     /// ```
     pub fn need(&self, footprint: &Footprint) -> Need {
         let context = self.context_for(footprint);
@@ -256,11 +276,16 @@ impl MemoryPlanner {
     fn need_at(&self, f: &Footprint, context: u64, sequences: u64) -> Need {
         let element = perch_engine::inspect::compute_element_bytes();
         let chunk = PREFILL_CHUNK.min(context);
+        let kv = f.kv_bytes_per_token * context * sequences;
         Need {
             context,
             sequences,
             weights: f.weights_bytes,
-            kv: f.kv_bytes_per_token * context * sequences,
+            kv,
+            saved: match f.saves_sequences {
+                true => kv / SAVED_KV_DIVISOR as u64,
+                false => 0,
+            },
             workspace: chunk * f.activation_bytes_per_token
                 + f.attention_heads * chunk * context * element
                 + 2 * f.vocab_size * 4,

@@ -1,7 +1,8 @@
 //! A model on llama.cpp takes what the planner gives it: the resident memory the process
 //! gains from loading the test model on llama.cpp and running 4 streams at once stays
 //! within the planner's need for that context and those sequences (weights as the file
-//! holds them, a float16 KV cache for every sequence's whole context, the workspace), and
+//! holds them, a float16 KV cache for every sequence's whole context, the room it gives
+//! sequences saved out of that cache, the workspace), and
 //! is at least the weights and KV cache (llama.cpp allocates its cache whole at load, so a
 //! planner that counted it in the wrong float would be caught from either side).
 

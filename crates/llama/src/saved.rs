@@ -1,0 +1,120 @@
+//! Kept sequences saved to host memory when their stream is wanted, as llama-server's
+//! prompt cache does: with every stream running or keeping something, a new prompt takes a
+//! kept sequence's stream over and what it held past their shared prefix would be lost; a
+//! later prompt continuing it (a conversation whose stream went to others, a request
+//! repeated) gets it back from here instead of reading it all again. Saved sequences take at
+//! most a share of the KV cache's size (`SAVED_KV_DIVISOR`), least recently used going
+//! first; restoring one writes only its own cells, so it costs far less than reading them.
+
+use std::time::Instant;
+
+use llama_cpp_2::context::session::{LlamaStateSeqFlags, SeqState};
+use llama_cpp_2::context::LlamaContext;
+use perch_engine::prefix_cache::PrefixCache;
+
+use crate::failed;
+
+/// Sequences' KV cells in host memory, by their tokens.
+pub(crate) struct SavedSequences {
+    cache: PrefixCache<SeqState>,
+    /// Most tokens held.
+    limit: usize,
+}
+
+/// A saved sequence as a prompt finds it.
+pub(crate) struct SavedHit {
+    /// Leading prompt tokens it holds (fewer than the prompt's).
+    pub shared: usize,
+    /// Tokens it holds.
+    pub tokens: usize,
+}
+
+impl SavedSequences {
+    /// Room for `limit` tokens.
+    pub fn new(limit: usize) -> SavedSequences {
+        SavedSequences {
+            cache: PrefixCache::default(),
+            limit,
+        }
+    }
+
+    /// Tokens held.
+    pub fn tokens(&self) -> usize {
+        self.cache.tokens()
+    }
+
+    /// Saves what stream `stream` holds, the state after `tokens`, unless it could never
+    /// fit.
+    pub fn save(
+        &mut self,
+        context: &LlamaContext<'_>,
+        stream: i32,
+        tokens: Vec<u32>,
+    ) -> perch_engine::Result<()> {
+        if tokens.is_empty() || tokens.len() > self.limit {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let state = context
+            .state_seq_get(stream, LlamaStateSeqFlags::empty())
+            .map_err(|e| failed("saving a sequence", e))?;
+        tracing::trace!(
+            tokens = tokens.len(),
+            bytes = state.byte_len(),
+            us = started.elapsed().as_micros(),
+            "saved a sequence"
+        );
+        self.cache.insert(tokens, state);
+        self.cache.shrink_to(self.limit);
+        Ok(())
+    }
+
+    /// The saved sequence sharing the longest prefix with `prompt`, if any shares a token.
+    pub fn best(&self, prompt: &[u32]) -> Option<SavedHit> {
+        self.cache
+            .candidates(prompt)
+            .filter(|c| c.shared > 0)
+            .max_by_key(|c| (c.shared, c.last_used))
+            .map(|c| SavedHit {
+                shared: c.shared,
+                tokens: c.tokens,
+            })
+    }
+
+    /// Writes the saved sequence sharing the longest prefix with `prompt` into stream
+    /// `stream` (whatever it held goes); the prompt tokens it holds. It stays saved.
+    pub fn restore(
+        &mut self,
+        context: &mut LlamaContext<'_>,
+        prompt: &[u32],
+        stream: i32,
+    ) -> perch_engine::Result<usize> {
+        let Some(hit) = self.cache.lookup(prompt) else {
+            return Ok(0);
+        };
+        let started = Instant::now();
+        context
+            .state_seq_set(hit.snapshot, stream)
+            .map_err(|e| failed("restoring a saved sequence", e))?;
+        tracing::trace!(
+            shared = hit.tokens,
+            bytes = hit.snapshot.byte_len(),
+            us = started.elapsed().as_micros(),
+            "restored a saved sequence"
+        );
+        Ok(hit.tokens)
+    }
+
+    /// Lets go of every saved sequence.
+    pub fn clear(&mut self) {
+        self.cache.shrink_to(0);
+    }
+}
+
+/// The fewest more shared tokens that make restoring a saved sequence of `tokens` worth it
+/// over what the stream already gives: a restore writes each saved cell, at memory speed,
+/// where a token read runs the whole model (about a thousand times as long; see
+/// `streams::copy_at`), so it pays from a few tokens on.
+pub(crate) fn restore_at(tokens: usize) -> usize {
+    (tokens / 512).max(4)
+}
