@@ -110,11 +110,3 @@ impl SavedSequences {
         self.cache.shrink_to(0);
     }
 }
-
-/// The fewest more shared tokens that make restoring a saved sequence of `tokens` worth it
-/// over what the stream already gives: a restore writes each saved cell, at memory speed,
-/// where a token read runs the whole model (about a thousand times as long; see
-/// `streams::copy_at`), so it pays from a few tokens on.
-pub(crate) fn restore_at(tokens: usize) -> usize {
-    (tokens / 512).max(4)
-}

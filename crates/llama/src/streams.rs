@@ -8,10 +8,9 @@
 //! sequence is worth what it saves the prompts to come, so a new prompt does not take one
 //! over while a stream is empty, unless it continues that sequence (what the kept one
 //! holds past their shared prefix is a turn's ending the new prompt rewrites). A prompt
-//! that shares enough with a kept sequence gets a copy of that whole stream where it runs
-//! (streams copy only whole: llama.cpp does not copy part of one into another), when that
-//! beats reading the shared tokens again and the kept one is worth keeping or is out of
-//! the way. With no stream empty, the prompt takes over the best placed kept sequence:
+//! that shares enough with a kept sequence gets a copy of its cells where it runs, when
+//! that beats reading the shared tokens again and the kept one is worth keeping or is out
+//! of the way. With no stream empty, the prompt takes over the best placed kept sequence:
 //! among those, the one that saves it the most, or else the least recently used.
 
 /// What a stream holds, as a new prompt sees it.
@@ -67,16 +66,16 @@ impl Placement {
     }
 }
 
-/// The fewest shared tokens worth a whole-stream copy into an empty stream, for streams of
-/// `context` cells. A copy moves every cell of the stream, used or not, at memory speed;
-/// reading a token again runs the whole model. Estimated from bandwidth and prefill speed,
-/// a cell copies in about a thousandth of the time a token reads (the test model on a
-/// 2-core CPU: 23 KB a cell, about 2 µs, against 3.3 ms a token; an 8B model: 131 KB,
-/// about 13 µs, against tens of milliseconds), so a stream costs a few tokens per
-/// thousand cells. One token per 512 cells, and never fewer than 16, keeps the copy
-/// clear of costing more than it saves.
-pub(crate) fn copy_at(context: usize) -> usize {
-    (context / 512).max(16)
+/// The fewest shared tokens worth copying a kept sequence of `tokens` cells (out of its
+/// stream, or out of host memory) rather than reading them again. A copy moves only the
+/// cells in use, at memory speed, where reading a token again runs the whole model:
+/// estimated from bandwidth and prefill speed, a cell moves in about a thousandth of the
+/// time a token reads (the test model on a 2-core CPU: 23 KB a cell, about 2 µs each way,
+/// against 3.3 ms a token; an 8B model: 131 KB, about 13 µs, against tens of
+/// milliseconds). One token per 512 cells, and never fewer than 4, keeps a copy clear of
+/// costing more than it saves.
+pub(crate) fn copy_at(tokens: usize) -> usize {
+    (tokens / 512).max(4)
 }
 
 /// Tokens past the shared prefix that make a kept sequence worth keeping beside the new
@@ -84,8 +83,9 @@ pub(crate) fn copy_at(context: usize) -> usize {
 pub(crate) const TAIL_WORTH_KEEPING: usize = 16;
 
 /// Where a new sequence goes, given what each stream holds and the fewest shared tokens
-/// worth a copy (`copy_at`); `None` when every stream is running.
-pub(crate) fn place(streams: &[Held], copy_at: usize) -> Option<Placement> {
+/// worth copying a kept sequence of so many tokens (`copy_at`); `None` when every stream
+/// is running.
+pub(crate) fn place(streams: &[Held], copy_at: impl Fn(usize) -> usize) -> Option<Placement> {
     let neighbours = |s: usize| -> usize {
         let running = |i: Option<usize>| i.and_then(|i| streams.get(i)) == Some(&Held::Running);
         running(s.checked_sub(1)) as usize + running(Some(s + 1)) as usize
@@ -118,17 +118,19 @@ pub(crate) fn place(streams: &[Held], copy_at: usize) -> Option<Placement> {
         return Some(match continues {
             // A continued turn runs where it is kept, unless a copy runs it beside more
             // running streams.
-            true if shared >= copy_at && neighbours(into) > neighbours(from) => Placement::Copy {
-                from,
-                into,
-                shared,
-                moves: false,
-            },
+            true if shared >= copy_at(tokens) && neighbours(into) > neighbours(from) => {
+                Placement::Copy {
+                    from,
+                    into,
+                    shared,
+                    moves: false,
+                }
+            }
             true => Placement::TakeOver {
                 stream: from,
                 shared,
             },
-            false if shared >= copy_at => Placement::Copy {
+            false if shared >= copy_at(tokens) => Placement::Copy {
                 from,
                 into,
                 shared,
@@ -147,7 +149,7 @@ pub(crate) fn place(streams: &[Held], copy_at: usize) -> Option<Placement> {
                 (neighbours(s), shared, std::cmp::Reverse(last_used))
             })?;
     Some(match best {
-        Some((from, shared, _, _)) if shared >= reused + copy_at => Placement::Copy {
+        Some((from, shared, tokens, _)) if shared >= reused + copy_at(tokens) => Placement::Copy {
             from,
             into: stream,
             shared,
@@ -179,32 +181,32 @@ mod tests {
 
     #[test]
     fn an_empty_stream_beside_the_running_ones_is_taken_and_a_gap_closed_first() {
-        assert_eq!(place(&[Empty, Empty], 256), Some(Placement::Empty(0)));
+        assert_eq!(place(&[Empty, Empty], |_| 256), Some(Placement::Empty(0)));
         assert_eq!(
-            place(&[Running, Empty, Empty, Running], 256),
+            place(&[Running, Empty, Empty, Running], |_| 256),
             Some(Placement::Empty(1))
         );
         assert_eq!(
-            place(&[Running, Empty, Running, Empty], 256),
+            place(&[Running, Empty, Running, Empty], |_| 256),
             Some(Placement::Empty(1))
         );
         assert_eq!(
-            place(&[Empty, Empty, Running], 256),
+            place(&[Empty, Empty, Running], |_| 256),
             Some(Placement::Empty(1))
         );
-        assert_eq!(place(&[Running, Running], 256), None);
+        assert_eq!(place(&[Running, Running], |_| 256), None);
     }
 
     #[test]
     fn a_prompt_continuing_a_kept_turn_takes_it_over_or_a_copy_beside_the_running_ones() {
         let streams = [Empty, Empty, kept(2000, 2001, 1)];
-        assert_eq!(place(&streams, 256), take_over(2, 2000));
+        assert_eq!(place(&streams, |_| 256), take_over(2, 2000));
         let streams = [Running, kept(2000, 2001, 1), Empty];
-        assert_eq!(place(&streams, 256), take_over(1, 2000));
+        assert_eq!(place(&streams, |_| 256), take_over(1, 2000));
         // Taken over where it is kept, it would split the running streams' pass in two.
         let streams = [Running, Empty, Empty, kept(2000, 2001, 1)];
         assert_eq!(
-            place(&streams, 256),
+            place(&streams, |_| 256),
             Some(Placement::Copy {
                 from: 3,
                 into: 1,
@@ -214,7 +216,7 @@ mod tests {
         );
         // A short turn is read again rather than copied.
         let streams = [Running, Empty, kept(20, 21, 1)];
-        assert_eq!(place(&streams, 256), take_over(2, 20));
+        assert_eq!(place(&streams, |_| 256), take_over(2, 20));
     }
 
     #[test]
@@ -223,7 +225,7 @@ mod tests {
         // running streams: then the kept sequence moves.
         let streams = [Running, Empty, kept(900, 1400, 1)];
         assert_eq!(
-            place(&streams, 256),
+            place(&streams, |_| 256),
             Some(Placement::Copy {
                 from: 2,
                 into: 1,
@@ -233,7 +235,7 @@ mod tests {
         );
         let streams = [Running, kept(900, 1400, 1), Empty];
         assert_eq!(
-            place(&streams, 256),
+            place(&streams, |_| 256),
             Some(Placement::Copy {
                 from: 1,
                 into: 2,
@@ -243,17 +245,17 @@ mod tests {
         );
         // With no empty stream it is taken over.
         let streams = [Running, kept(900, 1400, 1), Running];
-        assert_eq!(place(&streams, 256), take_over(1, 900));
+        assert_eq!(place(&streams, |_| 256), take_over(1, 900));
     }
 
     #[test]
     fn a_prompt_going_elsewhere_leaves_a_kept_turn_whole_while_a_stream_is_empty() {
         // A shared system prompt is not worth another conversation's history...
         let streams = [Running, kept(30, 80, 1), Empty];
-        assert_eq!(place(&streams, 256), Some(Placement::Empty(2)));
+        assert_eq!(place(&streams, |_| 256), Some(Placement::Empty(2)));
         // ...but is worth a copy where streams are small enough.
         assert_eq!(
-            place(&streams, copy_at(4096)),
+            place(&streams, copy_at),
             Some(Placement::Copy {
                 from: 1,
                 into: 2,
@@ -263,20 +265,20 @@ mod tests {
         );
         // ...until no stream is empty.
         let streams = [Running, kept(30, 80, 1), Running];
-        assert_eq!(place(&streams, 256), take_over(1, 30));
+        assert_eq!(place(&streams, |_| 256), take_over(1, 30));
     }
 
     #[test]
     fn among_equal_prefixes_the_one_beside_the_running_streams_then_the_oldest() {
         let streams = [kept(20, 80, 5), Running, kept(20, 80, 9), kept(20, 80, 1)];
-        assert_eq!(place(&streams, 256), take_over(0, 20));
+        assert_eq!(place(&streams, |_| 256), take_over(0, 20));
         let streams = [kept(20, 80, 5), kept(20, 80, 1)];
-        assert_eq!(place(&streams, 256), take_over(1, 20));
+        assert_eq!(place(&streams, |_| 256), take_over(1, 20));
     }
 
     #[test]
     fn with_no_stream_empty_the_kept_one_beside_the_running_ones_goes() {
-        // A few more shared tokens elsewhere are not worth a gap between the streams.
+        // A few more shared tokens elsewhere are not worth a gap between the streams...
         let streams = [
             kept(38, 102, 1),
             kept(31, 102, 2),
@@ -284,11 +286,21 @@ mod tests {
             Running,
             kept(31, 102, 3),
         ];
-        assert_eq!(place(&streams, 16), take_over(1, 31));
+        assert_eq!(place(&streams, |_| 16), take_over(1, 31));
+        // ...but worth copying a short sequence's cells beside them.
+        assert_eq!(
+            place(&streams, copy_at),
+            Some(Placement::Copy {
+                from: 0,
+                into: 1,
+                shared: 38,
+                moves: false
+            })
+        );
         // A long shared prefix elsewhere is copied into it.
         let streams = [kept(900, 1400, 1), kept(0, 50, 2), Running];
         assert_eq!(
-            place(&streams, 16),
+            place(&streams, |_| 16),
             Some(Placement::Copy {
                 from: 0,
                 into: 1,
@@ -301,6 +313,6 @@ mod tests {
     #[test]
     fn with_no_stream_empty_the_least_recently_used_kept_one_goes() {
         let streams = [kept(0, 50, 7), Running, kept(0, 50, 3)];
-        assert_eq!(place(&streams, 256), take_over(2, 0));
+        assert_eq!(place(&streams, |_| 256), take_over(2, 0));
     }
 }
