@@ -152,6 +152,18 @@ impl<S> PrefixCache<S> {
         Some(entry)
     }
 
+    /// Whether an entry holds all of `tokens` (keeping them would add nothing).
+    ///
+    /// ```
+    /// use perch_engine::prefix_cache::PrefixCache;
+    /// let mut cache = PrefixCache::default();
+    /// cache.insert(vec![1, 2, 3], 'a');
+    /// assert!(cache.covers(&[1, 2]) && !cache.covers(&[1, 2, 3, 4]));
+    /// ```
+    pub fn covers(&self, tokens: &[u32]) -> bool {
+        self.entries.iter().any(|e| e.tokens.starts_with(tokens))
+    }
+
     /// Keeps `snapshot`, the state after `tokens`. An entry that is a prefix of `tokens`
     /// goes (the new one covers it); if an entry already covers `tokens`, that one is
     /// kept instead and marked as just used. Returns the snapshots no longer kept, for a

@@ -16,7 +16,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use llama_cpp_2::context::params::KvCacheType;
-use llama_cpp_2::context::session::LlamaStateSeqFlags;
+use llama_cpp_2::context::session::{LlamaStateSeqFlags, SeqState};
+use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::token::LlamaToken;
 use perch_engine::embed::{EmbedRequest, EmbeddingRecipe};
@@ -164,30 +165,41 @@ impl LlamaCppBackend {
             .clear_kv_cache_seq(Some(id as u32), Some(tokens as u32), None);
     }
 
-    /// Readies stream `stream` for a new sequence that keeps its first `keeps` tokens:
-    /// a sequence kept there leaves the prefix cache, saved to host memory first when it
-    /// holds a tail worth keeping past those.
-    fn lose_kept(&mut self, stream: i32, keeps: usize) {
-        if let Some((tokens, _)) = self.prefix.take(|&s| s == stream) {
-            if tokens.len() >= keeps + TAIL_WORTH_KEEPING {
-                // Not saving it costs a later prompt time, never this one its answer.
-                if let Err(e) = self.saved.save(self.model.context(), stream, tokens) {
-                    tracing::warn!("{e}");
-                }
+    /// Takes the sequence kept in stream `stream` out of the prefix cache, for a new
+    /// sequence that keeps its first `keeps` tokens; its tokens and cells, read to host
+    /// memory, when it holds a tail worth saving past those.
+    fn displace(&mut self, stream: i32, keeps: usize) -> Option<(Vec<u32>, SeqState)> {
+        let (tokens, _) = self.prefix.take(|&s| s == stream)?;
+        if tokens.len() < keeps + TAIL_WORTH_KEEPING || !self.saved.would_keep(&tokens) {
+            return None;
+        }
+        // Not saving it costs a later prompt time, never this one its answer.
+        match read_cells(self.model.context(), stream) {
+            Ok(cells) => Some((tokens, cells)),
+            Err(e) => {
+                tracing::warn!("{e}");
+                None
             }
+        }
+    }
+
+    /// Readies stream `stream` for a new sequence that keeps its first `keeps` tokens,
+    /// saving the sequence kept there (see [`Self::displace`]).
+    fn lose_kept(&mut self, stream: i32, keeps: usize) {
+        if let Some((tokens, cells)) = self.displace(stream, keeps) {
+            self.saved.keep(tokens, cells);
         }
     }
 
     /// Takes the place `placement` gives a new sequence: the stream it runs in and the
     /// prompt tokens that holds.
-    fn take_place(&mut self, placement: Placement) -> perch_engine::Result<(i32, usize)> {
-        Ok(match placement {
+    fn take_place(&mut self, placement: Placement) -> (i32, usize) {
+        match placement {
             Placement::Empty(stream) => (stream as i32, 0),
             Placement::TakeOver { stream, shared } => {
                 let stream = stream as i32;
                 self.lose_kept(stream, shared);
-                self.truncate(stream, shared);
-                (stream, shared)
+                (stream, self.reuse(stream, shared))
             }
             Placement::Copy {
                 from,
@@ -198,7 +210,14 @@ impl LlamaCppBackend {
                 let (from, into) = (from as i32, into as i32);
                 // What `into` kept (if anything) is replaced.
                 self.lose_kept(into, 0);
-                self.copy_cells(from, into)?;
+                let copied = read_cells(self.model.context(), from)
+                    .and_then(|cells| write_cells(self.model.context(), &cells, into));
+                if let Err(e) = copied {
+                    // The prompt is read whole in the emptied stream.
+                    tracing::warn!("{e}");
+                    self.truncate(into, 0);
+                    return (into, 0);
+                }
                 let run = match moves {
                     true => {
                         self.prefix.rekey(|&s| s == from, into);
@@ -209,24 +228,46 @@ impl LlamaCppBackend {
                         into
                     }
                 };
-                self.truncate(run, shared);
-                (run, shared)
+                (run, self.reuse(run, shared))
             }
-        })
+        }
     }
 
-    /// Copies the cells stream `from` holds into stream `into`, replacing what that held,
-    /// through host memory: only the cells in use move (llama.cpp's own copy between
-    /// streams moves all `context` of them, 15 ms against 0.5 ms for a 102-token turn with
-    /// the test model).
-    fn copy_cells(&mut self, from: i32, into: i32) -> perch_engine::Result<()> {
-        let context = self.model.context();
-        let cells = context
-            .state_seq_get(from, LlamaStateSeqFlags::empty())
-            .map_err(|e| failed("reading a prefix", e))?;
-        context
-            .state_seq_set(&cells, into)
-            .map_err(|e| failed("reusing a prefix", e))
+    /// Restores into the stream `placement` fills the saved sequence sharing the most
+    /// with `prompt`, saving what that stream kept; the stream and the prompt tokens it
+    /// holds.
+    fn restore(&mut self, placement: Placement, prompt: &[u32]) -> (i32, usize) {
+        let stream = placement.stream() as i32;
+        // Read before the restore and saved after it, so that saving it cannot push out
+        // the sequence being restored.
+        let displaced = self.displace(stream, 0);
+        self.truncate(stream, 0);
+        let restored = self
+            .saved
+            .restore(self.model.context(), prompt, stream)
+            .unwrap_or_else(|e| {
+                // The prompt is read whole in the emptied stream.
+                tracing::warn!("{e}");
+                self.truncate(stream, 0);
+                0
+            });
+        if let Some((tokens, cells)) = displaced {
+            self.saved.keep(tokens, cells);
+        }
+        (stream, self.reuse(stream, restored))
+    }
+
+    /// Cuts stream `stream` back to its first `shared` tokens for a new sequence; the
+    /// tokens it may reuse. A sliding-window model's window layers keep only a sequence's
+    /// last window when its cells are copied or saved, so cut back further they lack cells
+    /// the prompt attends: then the stream is emptied and the prompt read whole.
+    fn reuse(&mut self, stream: i32, shared: usize) -> usize {
+        self.truncate(stream, shared);
+        if shared > 0 && self.model.context().kv_cache_seq_pos_min(stream) != 0 {
+            self.truncate(stream, 0);
+            return 0;
+        }
+        shared
     }
 
     /// What each stream holds, as `prompt` sees it.
@@ -363,20 +404,9 @@ impl Backend for LlamaCppBackend {
             .ok_or_else(|| EngineError::StepFailed("every llama.cpp sequence is running".into()))?;
         let (stream, reused) = match self.saved.best(prompt) {
             Some(saved) if saved.shared >= placement.shared() + copy_at(saved.tokens) => {
-                let stream = placement.stream() as i32;
-                self.lose_kept(stream, 0);
-                // A failed restore leaves the stream to be emptied and the prompt read.
-                let reused = self
-                    .saved
-                    .restore(self.model.context(), prompt, stream)
-                    .unwrap_or_else(|e| {
-                        tracing::warn!("{e}");
-                        0
-                    });
-                self.truncate(stream, reused);
-                (stream, reused)
+                self.restore(placement, prompt)
             }
-            _ => self.take_place(placement)?,
+            _ => self.take_place(placement),
         };
         self.running.insert(
             id,
@@ -467,6 +497,30 @@ impl Backend for LlamaCppBackend {
     ) -> perch_engine::Result<Option<Vec<Vec<f32>>>> {
         embedding.step(&mut self.model, tokens)
     }
+}
+
+/// The cells stream `stream` holds, read to host memory.
+pub(crate) fn read_cells(
+    context: &LlamaContext<'_>,
+    stream: i32,
+) -> perch_engine::Result<SeqState> {
+    context
+        .state_seq_get(stream, LlamaStateSeqFlags::empty())
+        .map_err(|e| failed("reading a sequence's cells", e))
+}
+
+/// Writes `cells` into stream `stream` (emptied first: only the cells in use move, where
+/// llama.cpp's own copy between streams moves all `context` of them, 15 ms against 0.5 ms
+/// for a 102-token turn with the test model).
+pub(crate) fn write_cells(
+    context: &mut LlamaContext<'_>,
+    cells: &SeqState,
+    stream: i32,
+) -> perch_engine::Result<()> {
+    let _ = context.clear_kv_cache_seq(Some(stream as u32), None, None);
+    context
+        .state_seq_set(cells, stream)
+        .map_err(|e| failed("writing a sequence's cells", e))
 }
 
 /// The error of a decode step asked for with no rows.

@@ -8,11 +8,11 @@
 
 use std::time::Instant;
 
-use llama_cpp_2::context::session::{LlamaStateSeqFlags, SeqState};
+use llama_cpp_2::context::session::SeqState;
 use llama_cpp_2::context::LlamaContext;
 use perch_engine::prefix_cache::PrefixCache;
 
-use crate::failed;
+use crate::backend::write_cells;
 
 /// Sequences' KV cells in host memory, by their tokens.
 pub(crate) struct SavedSequences {
@@ -43,30 +43,24 @@ impl SavedSequences {
         self.cache.tokens()
     }
 
-    /// Saves what stream `stream` holds, the state after `tokens`, unless it could never
-    /// fit.
-    pub fn save(
-        &mut self,
-        context: &LlamaContext<'_>,
-        stream: i32,
-        tokens: Vec<u32>,
-    ) -> perch_engine::Result<()> {
-        if tokens.is_empty() || tokens.len() > self.limit {
-            return Ok(());
+    /// Whether a sequence of `tokens` can be saved (it fits, and no saved one holds it
+    /// already).
+    pub fn would_keep(&self, tokens: &[u32]) -> bool {
+        tokens.len() <= self.limit && !self.cache.covers(tokens)
+    }
+
+    /// Keeps `cells`, the state after `tokens`, making room first.
+    pub fn keep(&mut self, tokens: Vec<u32>, cells: SeqState) {
+        if !self.would_keep(&tokens) {
+            return;
         }
-        let started = Instant::now();
-        let state = context
-            .state_seq_get(stream, LlamaStateSeqFlags::empty())
-            .map_err(|e| failed("saving a sequence", e))?;
+        self.cache.shrink_to(self.limit - tokens.len());
         tracing::trace!(
             tokens = tokens.len(),
-            bytes = state.byte_len(),
-            us = started.elapsed().as_micros(),
+            bytes = cells.byte_len(),
             "saved a sequence"
         );
-        self.cache.insert(tokens, state);
-        self.cache.shrink_to(self.limit);
-        Ok(())
+        self.cache.insert(tokens, cells);
     }
 
     /// The saved sequence sharing the longest prefix with `prompt`, if any shares a token.
@@ -93,9 +87,7 @@ impl SavedSequences {
             return Ok(0);
         };
         let started = Instant::now();
-        context
-            .state_seq_set(hit.snapshot, stream)
-            .map_err(|e| failed("restoring a saved sequence", e))?;
+        write_cells(context, hit.snapshot, stream)?;
         tracing::trace!(
             shared = hit.tokens,
             bytes = hit.snapshot.byte_len(),

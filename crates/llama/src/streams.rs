@@ -253,7 +253,7 @@ mod tests {
         // A shared system prompt is not worth another conversation's history...
         let streams = [Running, kept(30, 80, 1), Empty];
         assert_eq!(place(&streams, |_| 256), Some(Placement::Empty(2)));
-        // ...but is worth a copy where streams are small enough.
+        // ...but is worth copying a short sequence's cells (`copy_at`: 4 tokens for 80).
         assert_eq!(
             place(&streams, copy_at),
             Some(Placement::Copy {

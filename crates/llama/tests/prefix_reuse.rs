@@ -1,7 +1,7 @@
 //! Prefix reuse on the llama.cpp backend. With a single sequence id, a finished turn stays
 //! kept in its stream of llama.cpp's KV cache, and the next turn that continues it takes
 //! that stream over, reading only what is new. With two, a prompt sharing a long document
-//! with a kept turn but asking something else gets a copy of that stream, and the kept
+//! with a kept turn but asking something else gets a copy of that stream's cells, and the kept
 //! turn stays whole for its own next turn. Reused cells must answer as a cold read of the
 //! whole prompt does on a fresh engine: exactly (log-probabilities within 1e-3) for the
 //! short conversation, read in one chunk either way; over the document, read in chunks
@@ -9,7 +9,7 @@
 //! first four tokens (differences in the kernels' rounding grow over a long greedy run,
 //! while cells copied wrong are off from the first token). A prompt sharing nothing with
 //! the kept turn must not pick any of it up. With no stream empty while a stream runs,
-//! the document goes by copy into the kept stream beside the running one, replacing what
+//! the document's cells are copied into the kept stream beside the running one, replacing what
 //! that one kept, rather than the prompt taking over the kept turn away from it. A kept
 //! turn whose stream another prompt takes over is saved to host memory, and its next turn
 //! gets it back from there instead of reading it all again.
@@ -216,8 +216,10 @@ fn a_turn_whose_stream_was_taken_over_comes_back_from_host_memory() {
     let (rivers, _) = questions_on_a_document();
     let first = chat(&engine, &[&rivers]);
     let (_, answer, _) = run(&engine, first.clone(), 16);
-    // The only stream goes to a prompt sharing nothing with the document's turn.
-    let unrelated: Vec<u32> = (0..40).map(|i| 500 + i * 3).collect();
+    // The only stream goes to a prompt sharing nothing with the document's turn, long
+    // enough that the two turns overflow the room for saved ones (256 tokens here): the
+    // one restored must not be the one pushed out to save the other.
+    let unrelated: Vec<u32> = (0..80).map(|i| 500 + i * 3).collect();
     let (_, _, finished) = run(&engine, unrelated, 8);
     assert_eq!(finished.cached_tokens, 0, "it shares nothing");
 

@@ -5,7 +5,7 @@ export type Verdict = "fits" | "tight" | "wont_fit";
 export interface FitReport {
   fit: Verdict;
   need_bytes: number;
-  need: { context: number; weights: number; kv: number; workspace: number; buffer_cache: number };
+  need: { context: number; weights: number; kv: number; saved: number; workspace: number; buffer_cache: number };
   available_bytes: number;
   shortfall_bytes: number;
   message: string;

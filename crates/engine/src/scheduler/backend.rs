@@ -109,7 +109,8 @@ pub trait Backend {
     /// work and memory with the one measured).
     fn forget_kept(&mut self);
 
-    /// Bytes of key/value state held now: the running sequences' and the prefix cache's.
+    /// Bytes of key/value state held now: the running sequences' and the prefix cache's
+    /// (kept sequences saved to host memory among them).
     fn kv_bytes(&self) -> usize;
 
     /// Starts embedding `request` (its inputs checked) the way `recipe` says.
