@@ -55,6 +55,12 @@ impl<'de> serde::Deserialize<'de> for EngineKind {
 }
 
 impl EngineKind {
+    /// Whether the engine saves kept sequences to host memory beside a KV cache it
+    /// allocates whole (llama.cpp; see [`crate::prefix_cache::SAVED_KV_DIVISOR`]).
+    pub fn saves_kept_sequences(self) -> bool {
+        self == EngineKind::LlamaCpp
+    }
+
     /// The engine for the model at `path`: `wanted` where it can read the model (a GGUF
     /// file on either engine), else the one that can; an invalid request when `wanted`
     /// cannot read it.

@@ -86,13 +86,7 @@ impl<S> PrefixCache<S> {
     /// assert!(cache.lookup(&[7]).is_none());
     /// ```
     pub fn lookup(&mut self, prompt: &[u32]) -> Option<PrefixHit<'_, S>> {
-        let best = self
-            .candidates(prompt)
-            .enumerate()
-            .filter(|(_, c)| c.shared > 0)
-            .max_by_key(|(_, c)| (c.shared, c.last_used))
-            .map(|(i, c)| (i, c.shared))?;
-        let (at, shared) = best;
+        let (at, shared) = self.best_at(prompt).map(|(i, c)| (i, c.shared))?;
         self.clock += 1;
         let entry = &mut self.entries[at];
         entry.last_used = self.clock;
@@ -100,6 +94,29 @@ impl<S> PrefixCache<S> {
             snapshot: &entry.snapshot,
             tokens: shared,
         })
+    }
+
+    /// The entry [`Self::lookup`] would find for `prompt`, without marking it as used.
+    ///
+    /// ```
+    /// use perch_engine::prefix_cache::PrefixCache;
+    /// let mut cache = PrefixCache::default();
+    /// cache.insert(vec![1, 2, 3, 4], "a");
+    /// let best = cache.best(&[1, 2, 9]).unwrap();
+    /// assert_eq!((*best.snapshot, best.shared, best.tokens), ("a", 2, 4));
+    /// assert!(cache.best(&[7]).is_none());
+    /// ```
+    pub fn best<'a>(&'a self, prompt: &'a [u32]) -> Option<Candidate<'a, S>> {
+        self.best_at(prompt).map(|(_, c)| c)
+    }
+
+    /// The entry sharing the longest prefix with `prompt` (among equals, the most
+    /// recently used), if any shares a token, with its index.
+    fn best_at<'a>(&'a self, prompt: &'a [u32]) -> Option<(usize, Candidate<'a, S>)> {
+        self.candidates(prompt)
+            .enumerate()
+            .filter(|(_, c)| c.shared > 0)
+            .max_by_key(|(_, c)| (c.shared, c.last_used))
     }
 
     /// Every entry as `prompt` finds it, for a backend that weighs more than the longest

@@ -16,8 +16,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use llama_cpp_2::context::params::KvCacheType;
-use llama_cpp_2::context::session::{LlamaStateSeqFlags, SeqState};
-use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::context::session::SeqState;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::token::LlamaToken;
 use perch_engine::embed::{EmbedRequest, EmbeddingRecipe};
@@ -30,7 +29,7 @@ use perch_mlx::{Array, Dtype};
 
 use crate::context::{context_size, ModelContext};
 use crate::embedding::EmbedTask;
-use crate::saved::SavedSequences;
+use crate::saved::{read_cells, write_cells, SavedSequences};
 use crate::streams::{copy_at, place, Held, Placement, TAIL_WORTH_KEEPING};
 use crate::{failed, threads};
 
@@ -241,14 +240,12 @@ impl LlamaCppBackend {
         // Read before the restore and saved after it, so that saving it cannot push out
         // the sequence being restored.
         let displaced = self.displace(stream, 0);
-        self.truncate(stream, 0);
         let restored = self
             .saved
             .restore(self.model.context(), prompt, stream)
             .unwrap_or_else(|e| {
-                // The prompt is read whole in the emptied stream.
+                // `reuse` empties the stream and the prompt is read whole.
                 tracing::warn!("{e}");
-                self.truncate(stream, 0);
                 0
             });
         if let Some((tokens, cells)) = displaced {
@@ -497,30 +494,6 @@ impl Backend for LlamaCppBackend {
     ) -> perch_engine::Result<Option<Vec<Vec<f32>>>> {
         embedding.step(&mut self.model, tokens)
     }
-}
-
-/// The cells stream `stream` holds, read to host memory.
-pub(crate) fn read_cells(
-    context: &LlamaContext<'_>,
-    stream: i32,
-) -> perch_engine::Result<SeqState> {
-    context
-        .state_seq_get(stream, LlamaStateSeqFlags::empty())
-        .map_err(|e| failed("reading a sequence's cells", e))
-}
-
-/// Writes `cells` into stream `stream` (emptied first: only the cells in use move, where
-/// llama.cpp's own copy between streams moves all `context` of them, 15 ms against 0.5 ms
-/// for a 102-token turn with the test model).
-pub(crate) fn write_cells(
-    context: &mut LlamaContext<'_>,
-    cells: &SeqState,
-    stream: i32,
-) -> perch_engine::Result<()> {
-    let _ = context.clear_kv_cache_seq(Some(stream as u32), None, None);
-    context
-        .state_seq_set(cells, stream)
-        .map_err(|e| failed("writing a sequence's cells", e))
 }
 
 /// The error of a decode step asked for with no rows.

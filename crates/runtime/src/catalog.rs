@@ -200,7 +200,7 @@ impl Shape {
             attention_heads: self.heads,
             vocab_size: self.vocab,
             context_length,
-            saves_sequences: engine == EngineKind::LlamaCpp,
+            saves_sequences: engine.saves_kept_sequences(),
         }
     }
 }

@@ -18,7 +18,6 @@
 use std::fmt::Write as _;
 
 use perch_engine::prefix_cache::SAVED_KV_DIVISOR;
-use perch_engine::EngineKind;
 
 /// Tokens in the largest prefill chunk (the engine's pacer never exceeds it).
 pub const PREFILL_CHUNK: u64 = perch_engine::prefill_pacer::PrefillPacer::MAX as u64;
@@ -52,7 +51,7 @@ impl From<&perch_engine::inspect::ModelFacts> for Footprint {
             attention_heads: f.attention_heads,
             vocab_size: f.vocab_size,
             context_length: f.context_length,
-            saves_sequences: f.engine == EngineKind::LlamaCpp,
+            saves_sequences: f.engine.saves_kept_sequences(),
         }
     }
 }
