@@ -31,6 +31,7 @@ pub mod import;
 pub mod inspect;
 mod job_queue;
 pub mod kv_cache;
+pub mod logits;
 pub mod mlx_backend;
 pub mod mlx_engine;
 pub mod model;

@@ -16,6 +16,7 @@ use crate::batch::BatchLayout;
 use crate::batch_cache::BatchCache;
 use crate::embed::{EmbedRequest, EmbedTask, EmbeddingRecipe};
 use crate::kv_cache::LayerCache;
+use crate::logits::Logits;
 use crate::model::Model;
 use crate::prefix_cache::PrefixCache;
 use crate::scheduler::backend::{Backend, SeqId};
@@ -106,7 +107,7 @@ impl MlxBackend {
             let logits = self
                 .prefill(id, prompt, true)?
                 .expect("the last chunk gives logits");
-            firsts.push(logits.argmax(-1, false)?);
+            firsts.push(logits.array()?.argmax(-1, false)?);
         }
         let mut tokens = Array::concatenate(&firsts.iter().collect::<Vec<_>>(), 0)?;
         let mut times = Vec::with_capacity(steps);
@@ -114,7 +115,7 @@ impl MlxBackend {
             perch_mlx::eval(&[&tokens])?;
             let started = Instant::now();
             let logits = self.decode(&ids, &tokens)?;
-            let next = logits.argmax(-1, false)?;
+            let next = logits.array()?.argmax(-1, false)?;
             times.push(started.elapsed());
             tokens = next;
         }
@@ -161,7 +162,7 @@ impl Backend for MlxBackend {
         Ok(reused)
     }
 
-    fn prefill(&mut self, id: SeqId, tokens: &[u32], last: bool) -> Result<Option<Array>> {
+    fn prefill(&mut self, id: SeqId, tokens: &[u32], last: bool) -> Result<Option<Logits>> {
         let cache = self
             .reading
             .get_mut(&id)
@@ -172,7 +173,7 @@ impl Backend for MlxBackend {
                 .transformer
                 .forward(&ids, cache, &BatchLayout::unpadded(1), false)?;
         let result = if last {
-            Some(logits.reshape(&[1, -1])?)
+            Some(Logits::Device(logits.reshape(&[1, -1])?))
         } else {
             // The logits are dropped unevaluated; only the keys and values are computed.
             perch_mlx::eval(&cache.iter().flat_map(LayerCache::state).collect::<Vec<_>>())?;
@@ -182,7 +183,7 @@ impl Backend for MlxBackend {
         Ok(result)
     }
 
-    fn decode(&mut self, rows: &[SeqId], tokens: &Array) -> Result<Array> {
+    fn decode(&mut self, rows: &[SeqId], tokens: &Array) -> Result<Logits> {
         let keep: Vec<usize> = (0..self.batch_rows.len())
             .filter(|&i| self.batch_rows[i].is_some_and(|id| rows.contains(&id)))
             .collect();
@@ -217,7 +218,7 @@ impl Backend for MlxBackend {
             false,
         )?;
         self.fit_prefix_cache();
-        Ok(logits.reshape(&[count, -1])?)
+        Ok(Logits::Device(logits.reshape(&[count, -1])?))
     }
 
     fn release(&mut self, id: SeqId, tokens: &[u32]) {

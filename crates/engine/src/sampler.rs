@@ -1,4 +1,5 @@
-//! Turning logits into next tokens, on the device, for every row of a batch in one step:
+//! Turning logits into next tokens, on the device (on the host for greedy rows of logits
+//! already there), for every row of a batch in one step:
 //! logit bias, a constraint's mask, repetition / presence / frequency penalties, then
 //! top-k, top-p and min-p filtering, then greedy choice (temperature 0) or a draw at the
 //! row's temperature from the row's own seeded key. Each row has its own parameters and
@@ -9,6 +10,7 @@
 
 use perch_mlx::{random, Array, Dtype};
 
+use crate::logits::{argmax, Logits};
 use crate::{EngineError, Result};
 
 /// How to pick tokens. The defaults are greedy decoding with no penalties.
@@ -198,6 +200,15 @@ impl Sampler {
         Ok(())
     }
 
+    /// Whether it picks the most likely token with nothing to apply first but a mask,
+    /// and wants no log-probabilities: a choice that needs no MLX graph.
+    fn greedy_alone(&self) -> bool {
+        self.params.temperature == 0.0
+            && self.params.logprobs.is_none()
+            && self.bias.is_none()
+            && !self.has_penalties()
+    }
+
     fn next_key(&mut self) -> Result<Array> {
         let key = self
             .key
@@ -212,8 +223,19 @@ impl Sampler {
 /// Picks one token for each row of `logits` (`[rows, vocab]`) with that row's sampler;
 /// `masks` (`rows × vocab`, 0 or −∞, row-major) restricts the rows a constraint holds.
 /// Observes nothing: the caller feeds each chosen token back with [`Sampler::observe`].
-pub fn sample(rows: &mut [&mut Sampler], logits: &Array, masks: Option<&[f32]>) -> Result<Sampled> {
-    let logits = logits.astype(Dtype::Float32)?;
+/// Logits in host memory whose every row is chosen greedily, with nothing but a mask to
+/// apply, are chosen on the host (as MLX's argmax would choose them); the rest on MLX.
+pub fn sample(
+    rows: &mut [&mut Sampler],
+    logits: &Logits,
+    masks: Option<&[f32]>,
+) -> Result<Sampled> {
+    if let Some((values, vocab)) = logits.on_host() {
+        if rows.iter().all(|r| r.greedy_alone()) {
+            return greedy_on_host(values, vocab, masks);
+        }
+    }
+    let logits = logits.array()?.astype(Dtype::Float32)?;
     let vocab = logits.shape()[1];
     let count = rows.len() as i32;
     let column = |values: Vec<f32>| Array::from_slice(&values, &[count, 1]);
@@ -279,6 +301,33 @@ pub fn sample(rows: &mut [&mut Sampler], logits: &Array, masks: Option<&[f32]>) 
         tokens,
         logprobs: chosen,
         top,
+    })
+}
+
+/// The most likely token of each row of `values` (row-major, `vocab` wide), after its
+/// mask.
+fn greedy_on_host(values: &[f32], vocab: usize, masks: Option<&[f32]>) -> Result<Sampled> {
+    let mut masked = Vec::new();
+    let tokens: Vec<u32> = values
+        .chunks_exact(vocab)
+        .enumerate()
+        .map(|(row, values)| {
+            let values = match masks {
+                Some(masks) => {
+                    let mask = &masks[row * vocab..(row + 1) * vocab];
+                    masked.clear();
+                    masked.extend(values.iter().zip(mask).map(|(v, m)| v + m));
+                    &masked[..]
+                }
+                None => values,
+            };
+            argmax(values) as u32
+        })
+        .collect();
+    Ok(Sampled {
+        tokens: Array::from_slice(&tokens, &[tokens.len() as i32])?,
+        logprobs: None,
+        top: None,
     })
 }
 

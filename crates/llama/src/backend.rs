@@ -4,7 +4,7 @@
 //! for; a decode step is one llama.cpp batch holding each running sequence's last token
 //! (and, while a prompt is being read beside them, that prompt's next chunk), in stream
 //! order so that consecutive streams share a pass over the weights, and the logits of
-//! every row come back as one `[rows, vocab]` array for Perch's sampler.
+//! every row come back in host memory, `[rows, vocab]`, for Perch's sampler.
 //!
 //! The prefix cache keeps finished sequences in their streams: a new prompt that
 //! continues one takes its stream over, cut back to what they share, and reads only the
@@ -21,6 +21,7 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::token::LlamaToken;
 use perch_engine::embed::{EmbedRequest, EmbeddingRecipe};
 use perch_engine::format::gguf::GgufText;
+use perch_engine::logits::Logits;
 use perch_engine::prefix_cache::{PrefixCache, SAVED_KV_DIVISOR};
 use perch_engine::scheduler::backend::{Backend, PromptChunk, SeqId, StepLogits};
 use perch_engine::text::tokenizer::Tokenizer;
@@ -340,34 +341,30 @@ impl LlamaCppBackend {
         }
         let rows_logits = match rows.is_empty() {
             true => None,
-            false => Some(self.logits_at(&row_at)?),
+            false => Some(self.logits_at(&row_at)),
         };
         let mut after = Vec::with_capacity(chunks.len());
         for (chunk, &end) in chunks.iter().zip(&chunk_end) {
             after.push(match chunk.last {
-                true => Some(self.logits_at(&[end])?),
+                true => Some(self.logits_at(&[end])),
                 false => None,
             });
         }
         Ok((rows_logits, after))
     }
 
-    /// The logits of the batch's `entries` as one `[entries, vocab]` array (one entry's
-    /// straight from llama.cpp's buffer).
-    fn logits_at(&mut self, entries: &[usize]) -> perch_engine::Result<Array> {
-        let shape = [entries.len() as i32, self.vocab as i32];
+    /// The logits of the batch's `entries`, `[entries, vocab]`, copied out of llama.cpp's
+    /// buffer into host memory.
+    fn logits_at(&mut self, entries: &[usize]) -> Logits {
         let context = self.model.context();
-        if let [entry] = entries {
-            return Ok(Array::from_slice(
-                context.get_logits_ith(*entry as i32),
-                &shape,
-            )?);
-        }
-        let mut all = Vec::with_capacity(entries.len() * self.vocab);
+        let mut values = Vec::with_capacity(entries.len() * self.vocab);
         for &entry in entries {
-            all.extend_from_slice(context.get_logits_ith(entry as i32));
+            values.extend_from_slice(context.get_logits_ith(entry as i32));
         }
-        Ok(Array::from_slice(&all, &shape)?)
+        Logits::Host {
+            values,
+            vocab: self.vocab,
+        }
     }
 
     fn slot(&self, id: SeqId) -> perch_engine::Result<&Slot> {
@@ -420,13 +417,13 @@ impl Backend for LlamaCppBackend {
         id: SeqId,
         tokens: &[u32],
         last: bool,
-    ) -> perch_engine::Result<Option<Array>> {
+    ) -> perch_engine::Result<Option<Logits>> {
         let chunk = PromptChunk { id, tokens, last };
         let (_, mut after) = self.step(&[], &[], &[chunk])?;
         Ok(after.pop().flatten())
     }
 
-    fn decode(&mut self, rows: &[SeqId], tokens: &Array) -> perch_engine::Result<Array> {
+    fn decode(&mut self, rows: &[SeqId], tokens: &Array) -> perch_engine::Result<Logits> {
         let tokens = tokens.astype(Dtype::Uint32)?.to_vec::<u32>()?;
         self.step(rows, &tokens, &[])?.0.ok_or_else(no_rows)
     }

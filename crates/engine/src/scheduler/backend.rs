@@ -4,11 +4,14 @@
 //! back logits; sampling, stop strings, constraints and streaming stay in the scheduler,
 //! so every backend samples and streams alike.
 //!
-//! Logits and token ids travel as MLX arrays (lazy where the backend computes on MLX), so
-//! a backend that queues its work can overlap the next step's graph with this one's
-//! computation.
+//! Token ids travel as MLX arrays, and logits as [`Logits`]: MLX arrays, lazy where the
+//! backend computes on MLX (so a backend that queues its work can overlap the next step's
+//! graph with this one's computation), or host values where the backend computes them
+//! there.
 
 use perch_mlx::Array;
+
+use crate::logits::Logits;
 
 use crate::embed::{EmbedRequest, EmbeddingRecipe};
 use crate::text::tokenizer::Tokenizer;
@@ -20,7 +23,7 @@ pub type SeqId = u64;
 /// The logits of a step that read prompt chunks: the rows' as one `[rows, vocab]` array
 /// (none without rows), and for each chunk the `[1, vocab]` logits that follow it if it
 /// ends its prompt.
-pub type StepLogits = (Option<Array>, Vec<Option<Array>>);
+pub type StepLogits = (Option<Logits>, Vec<Option<Logits>>);
 
 /// The next part of a sequence's prompt, read within a decode step.
 pub struct PromptChunk<'a> {
@@ -57,13 +60,13 @@ pub trait Backend {
     /// Runs `tokens`, the next part of sequence `id`'s prompt. With `last` (they end the
     /// prompt) returns the logits that follow them, `[1, vocab]`, possibly still being
     /// computed; otherwise returns once their keys and values are computed.
-    fn prefill(&mut self, id: SeqId, tokens: &[u32], last: bool) -> Result<Option<Array>>;
+    fn prefill(&mut self, id: SeqId, tokens: &[u32], last: bool) -> Result<Option<Logits>>;
 
     /// One decode step: each sequence of `rows`, in that order, is fed its token from
     /// `tokens` (`[rows]`, possibly still being computed); returns `[rows, vocab]` logits.
     /// Rows are the sequences of the previous step still running, in the same order,
     /// then sequences whose prompt has just been read.
-    fn decode(&mut self, rows: &[SeqId], tokens: &Array) -> Result<Array>;
+    fn decode(&mut self, rows: &[SeqId], tokens: &Array) -> Result<Logits>;
 
     /// Whether [`Self::decode`] returns with the step computed (llama.cpp) rather than
     /// queued (MLX): the scheduler then hands out the last step's tokens before starting

@@ -31,6 +31,7 @@ use crate::generate::{
     Event, FinishReason, Finished, GenerateRequest, GeneratedToken, Phase, TokenLogprob,
 };
 use crate::job_queue::{Job, JobQueue, Work};
+use crate::logits::Logits;
 use crate::prefill_pacer::PrefillPacer;
 use crate::sampler::{self, Sampled};
 use crate::{EngineError, Result};
@@ -71,7 +72,7 @@ struct Pending {
 /// step's).
 struct Step {
     rows: Vec<SeqId>,
-    logits: Array,
+    logits: Logits,
     build_time: Duration,
     queued: Option<Instant>,
 }
@@ -375,7 +376,7 @@ impl<B: Backend> Scheduler<B> {
             let (rows, tokens) = self.step_tokens()?;
             let logits = self.backend.decode(&rows, &tokens)?;
             let build_time = built.elapsed();
-            perch_mlx::async_eval(&[&logits])?;
+            logits.start()?;
             // A backend that decodes synchronously has run the step by now: its time
             // began when it was built.
             let queued = match self.backend.decodes_synchronously() {
@@ -545,8 +546,7 @@ impl<B: Backend> Scheduler<B> {
         let logits = if alive.len() == stepped.len() {
             logits
         } else {
-            let index: Vec<u32> = alive.iter().map(|&i| i as u32).collect();
-            logits.take(&Array::from_slice(&index, &[index.len() as i32])?, 0)?
+            logits.select(&alive)?
         };
         let rows: Vec<SeqId> = alive.iter().map(|&i| stepped[i]).collect();
         let vocab = self.backend.vocab();
@@ -704,7 +704,7 @@ impl<B: Backend> Scheduler<B> {
     /// Samples the first token of `seq`, whose whole prompt is read and followed by
     /// `logits`, and adds it to the running batch (or ends it, when it may generate
     /// nothing).
-    fn join_decoding(&mut self, mut seq: Sequence, logits: &Array) -> Result<()> {
+    fn join_decoding(&mut self, mut seq: Sequence, logits: &Logits) -> Result<()> {
         if seq.out_of_tokens() {
             self.end(seq, FinishReason::Length);
             return Ok(());

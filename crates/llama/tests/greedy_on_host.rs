@@ -1,0 +1,98 @@
+//! Greedy rows of llama.cpp's logits are chosen on the host, without MLX (the sampler's
+//! host path), unless a row asks for more than the most likely token. Three prompts run
+//! together twice on fresh schedulers, in the same batches: asking for log-probabilities
+//! (every row through MLX's argmax) and not (every row chosen on the host); each row's
+//! tokens must be the same. A constraint's mask applies on the host too: a greedy answer
+//! under a JSON schema holds to it.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{chat_prompt, collect, greedy};
+use perch_engine::constrain::Grammar;
+use perch_engine::format::gguf;
+use perch_engine::generate::GenerateRequest;
+use perch_engine::sampler::SamplingParams;
+use perch_engine::scheduler::policy::SchedulePolicy;
+use perch_engine::scheduler::Scheduler;
+use perch_engine::{Engine, Serving};
+use perch_llama::LlamaCppBackend;
+use perch_test_support::test_model;
+use serde_json::{json, Value};
+
+/// Runs `requests` together on a fresh scheduler, read in one batch; each one's tokens.
+fn together(requests: Vec<GenerateRequest>) -> Vec<Vec<u32>> {
+    let path = test_model();
+    let text = gguf::read_text(&path).expect("reads the header");
+    let serving = Serving::new(requests.len(), 2048);
+    let backend = LlamaCppBackend::load(&path, &text, serving).expect("loads");
+    let policy = SchedulePolicy {
+        short_prompt: Duration::from_secs(60),
+        idle_chunk: Duration::from_secs(60),
+        ..SchedulePolicy::with_sequences(requests.len())
+    };
+    Scheduler::on_this_thread(backend, policy)
+        .generate_now(requests)
+        .expect("they run")
+        .into_iter()
+        .map(|generated| generated.tokens.iter().map(|t| t.id).collect())
+        .collect()
+}
+
+#[test]
+fn greedy_rows_chosen_on_the_host_are_those_mlx_chooses() {
+    let engine = perch_llama::load(&test_model(), Serving::new(1, 2048)).expect("loads");
+    let through_mlx: Vec<GenerateRequest> = [
+        "Write a limerick about a cat who learns to code.",
+        "What are the three primary colours?",
+        "Count backwards from twenty.",
+    ]
+    .into_iter()
+    .map(|prompt| greedy(chat_prompt(&engine, prompt), 48, 1))
+    .collect();
+    let on_host: Vec<GenerateRequest> = through_mlx
+        .iter()
+        .map(|request| GenerateRequest {
+            sampling: SamplingParams::default(),
+            ..request.clone()
+        })
+        .collect();
+    assert!(on_host.iter().all(|r| r.sampling.logprobs.is_none()));
+
+    let (mlx, host) = (together(through_mlx), together(on_host));
+    for (row, (mlx, host)) in mlx.iter().zip(&host).enumerate() {
+        assert_eq!(mlx.len(), 48, "row {row}");
+        assert_eq!(host, mlx, "row {row}");
+    }
+}
+
+#[test]
+fn a_constraint_holds_on_greedy_rows_chosen_on_the_host() {
+    let engine = perch_llama::load(&test_model(), Serving::new(1, 2048)).expect("loads");
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "maxLength": 20},
+            "age": {"type": "integer", "minimum": 0, "maximum": 150},
+            "pets": {"type": "array", "items": {"enum": ["cat", "dog", "fish"]}, "maxItems": 3},
+        },
+        "required": ["name", "age", "pets"],
+        "additionalProperties": false,
+    });
+    let request = GenerateRequest {
+        prompt: chat_prompt(&engine, "Describe a person as JSON."),
+        max_tokens: 200,
+        constraint: Some(engine.constrain(&Grammar::JsonSchema(schema)).unwrap()),
+        ..Default::default()
+    };
+    let text = collect(engine.generate(request).expect("starts")).text;
+    let value: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let keys: Vec<&String> = value.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["name", "age", "pets"], "{text}");
+    assert!(value["name"].as_str().unwrap().chars().count() <= 20);
+    assert!((0..=150).contains(&value["age"].as_i64().unwrap()), "{text}");
+    for pet in value["pets"].as_array().unwrap() {
+        assert!(["cat", "dog", "fish"].contains(&pet.as_str().unwrap()));
+    }
+}
