@@ -107,7 +107,7 @@ impl MlxBackend {
             let logits = self
                 .prefill(id, prompt, true)?
                 .expect("the last chunk gives logits");
-            firsts.push(logits.array()?.argmax(-1, false)?);
+            firsts.push(logits.to_array()?.argmax(-1, false)?);
         }
         let mut tokens = Array::concatenate(&firsts.iter().collect::<Vec<_>>(), 0)?;
         let mut times = Vec::with_capacity(steps);
@@ -115,7 +115,7 @@ impl MlxBackend {
             perch_mlx::eval(&[&tokens])?;
             let started = Instant::now();
             let logits = self.decode(&ids, &tokens)?;
-            let next = logits.array()?.argmax(-1, false)?;
+            let next = logits.to_array()?.argmax(-1, false)?;
             times.push(started.elapsed());
             tokens = next;
         }
@@ -173,7 +173,7 @@ impl Backend for MlxBackend {
                 .transformer
                 .forward(&ids, cache, &BatchLayout::unpadded(1), false)?;
         let result = if last {
-            Some(Logits::Device(logits.reshape(&[1, -1])?))
+            Some(Logits::device(logits.reshape(&[1, -1])?))
         } else {
             // The logits are dropped unevaluated; only the keys and values are computed.
             perch_mlx::eval(&cache.iter().flat_map(LayerCache::state).collect::<Vec<_>>())?;
@@ -218,7 +218,7 @@ impl Backend for MlxBackend {
             false,
         )?;
         self.fit_prefix_cache();
-        Ok(Logits::Device(logits.reshape(&[count, -1])?))
+        Ok(Logits::device(logits.reshape(&[count, -1])?))
     }
 
     fn release(&mut self, id: SeqId, tokens: &[u32]) {

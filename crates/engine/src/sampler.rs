@@ -1,5 +1,5 @@
-//! Turning logits into next tokens, on the device (on the host for greedy rows of logits
-//! already there), for every row of a batch in one step:
+//! Turning logits into next tokens, on the device (on the host when the logits are there
+//! and every row wants only the most likely token), for every row of a batch in one step:
 //! logit bias, a constraint's mask, repetition / presence / frequency penalties, then
 //! top-k, top-p and min-p filtering, then greedy choice (temperature 0) or a draw at the
 //! row's temperature from the row's own seeded key. Each row has its own parameters and
@@ -202,7 +202,7 @@ impl Sampler {
 
     /// Whether it picks the most likely token with nothing to apply first but a mask,
     /// and wants no log-probabilities: a choice that needs no MLX graph.
-    fn greedy_alone(&self) -> bool {
+    fn argmax_only(&self) -> bool {
         self.params.temperature == 0.0
             && self.params.logprobs.is_none()
             && self.bias.is_none()
@@ -223,19 +223,28 @@ impl Sampler {
 /// Picks one token for each row of `logits` (`[rows, vocab]`) with that row's sampler;
 /// `masks` (`rows × vocab`, 0 or −∞, row-major) restricts the rows a constraint holds.
 /// Observes nothing: the caller feeds each chosen token back with [`Sampler::observe`].
-/// Logits in host memory whose every row is chosen greedily, with nothing but a mask to
-/// apply, are chosen on the host (as MLX's argmax would choose them); the rest on MLX.
+/// Logits in host memory whose every row wants the most likely token, with nothing but a
+/// mask to apply, are chosen on the host (as MLX's argmax would choose them); otherwise
+/// every row is sampled on MLX.
 pub fn sample(
     rows: &mut [&mut Sampler],
     logits: &Logits,
     masks: Option<&[f32]>,
 ) -> Result<Sampled> {
+    let (count, vocab) = (logits.rows(), logits.vocab());
+    if count != rows.len() || masks.is_some_and(|m| m.len() != count * vocab) {
+        return Err(EngineError::StepFailed(format!(
+            "{count} rows of {vocab} logits, {} samplers and {} mask values",
+            rows.len(),
+            masks.map_or(0, <[f32]>::len)
+        )));
+    }
     if let Some((values, vocab)) = logits.on_host() {
-        if rows.iter().all(|r| r.greedy_alone()) {
+        if rows.iter().all(|r| r.argmax_only()) {
             return greedy_on_host(values, vocab, masks);
         }
     }
-    let logits = logits.array()?.astype(Dtype::Float32)?;
+    let logits = logits.to_array()?.astype(Dtype::Float32)?;
     let vocab = logits.shape()[1];
     let count = rows.len() as i32;
     let column = |values: Vec<f32>| Array::from_slice(&values, &[count, 1]);
@@ -462,4 +471,80 @@ fn fresh_seed() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
     nanos ^ COUNTER.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VOCAB: usize = 300;
+
+    fn greedy() -> Sampler {
+        Sampler::new(SamplingParams::default(), VOCAB, &[]).unwrap()
+    }
+
+    fn tokens(rows: &mut [Sampler], logits: &Logits, masks: &[f32]) -> Vec<u32> {
+        let mut rows: Vec<&mut Sampler> = rows.iter_mut().collect();
+        let sampled = sample(&mut rows, logits, Some(masks)).unwrap();
+        sampled.tokens.to_vec::<u32>().unwrap()
+    }
+
+    #[test]
+    fn greedy_rows_of_host_logits_choose_as_mlx_does() {
+        let mut values: Vec<f32> = (0..3 * VOCAB).map(|i| ((i * 53) % 97) as f32).collect();
+        // Row 0: two equal largest values. Row 1: a NaN. Row 2: its largest masked out.
+        values[10] = 500.0;
+        values[250] = 500.0;
+        values[VOCAB + 120] = f32::NAN;
+        values[2 * VOCAB + 7] = 500.0;
+        values[2 * VOCAB + 299] = 400.0;
+        let mut masks = vec![0.0f32; 3 * VOCAB];
+        masks[2 * VOCAB + 7] = f32::NEG_INFINITY;
+        let device = Logits::device(Array::from_slice(&values, &[3, VOCAB as i32]).unwrap());
+        let host = Logits::host(values, VOCAB).unwrap();
+
+        let mut rows = [greedy(), greedy(), greedy()];
+        let on_host = tokens(&mut rows, &host, &masks);
+        assert_eq!(on_host, [10, 120, 299]);
+        assert_eq!(on_host, tokens(&mut rows, &device, &masks));
+    }
+
+    #[test]
+    fn only_rows_that_want_the_most_likely_token_alone_skip_mlx() {
+        let with = |params: SamplingParams| Sampler::new(params, VOCAB, &[1, 2]).unwrap();
+        assert!(greedy().argmax_only());
+        for params in [
+            SamplingParams {
+                temperature: 0.7,
+                ..Default::default()
+            },
+            SamplingParams {
+                logprobs: Some(0),
+                ..Default::default()
+            },
+            SamplingParams {
+                logit_bias: vec![(3, 1.0)],
+                ..Default::default()
+            },
+            SamplingParams {
+                repetition_penalty: 1.1,
+                ..Default::default()
+            },
+            SamplingParams {
+                frequency_penalty: 0.5,
+                ..Default::default()
+            },
+        ] {
+            assert!(!with(params.clone()).argmax_only(), "{params:?}");
+        }
+    }
+
+    #[test]
+    fn logits_that_do_not_match_the_rows_are_refused() {
+        let logits = Logits::host(vec![0.0; 2 * VOCAB], VOCAB).unwrap();
+        let mut one = greedy();
+        assert!(sample(&mut [&mut one], &logits, None).is_err());
+        let (mut a, mut b) = (greedy(), greedy());
+        assert!(sample(&mut [&mut a, &mut b], &logits, Some(&[0.0; VOCAB])).is_err());
+    }
 }

@@ -285,8 +285,8 @@ impl LlamaCppBackend {
     }
 
     /// Runs a step: each sequence of `rows` fed its token from `tokens`, and each of
-    /// `chunks`, all in one batch ordered by stream. Returns the logits of the rows as one
-    /// `[rows, vocab]` array (none without rows), and of each chunk that ends a prompt.
+    /// `chunks`, all in one batch ordered by stream. Returns the rows' `[rows, vocab]`
+    /// logits (none without rows), and those of each chunk that ends a prompt.
     fn step(
         &mut self,
         rows: &[SeqId],
@@ -341,12 +341,12 @@ impl LlamaCppBackend {
         }
         let rows_logits = match rows.is_empty() {
             true => None,
-            false => Some(self.logits_at(&row_at)),
+            false => Some(self.logits_at(&row_at)?),
         };
         let mut after = Vec::with_capacity(chunks.len());
         for (chunk, &end) in chunks.iter().zip(&chunk_end) {
             after.push(match chunk.last {
-                true => Some(self.logits_at(&[end])),
+                true => Some(self.logits_at(&[end])?),
                 false => None,
             });
         }
@@ -355,16 +355,13 @@ impl LlamaCppBackend {
 
     /// The logits of the batch's `entries`, `[entries, vocab]`, copied out of llama.cpp's
     /// buffer into host memory.
-    fn logits_at(&mut self, entries: &[usize]) -> Logits {
+    fn logits_at(&mut self, entries: &[usize]) -> perch_engine::Result<Logits> {
         let context = self.model.context();
         let mut values = Vec::with_capacity(entries.len() * self.vocab);
         for &entry in entries {
             values.extend_from_slice(context.get_logits_ith(entry as i32));
         }
-        Logits::Host {
-            values,
-            vocab: self.vocab,
-        }
+        Logits::host(values, self.vocab)
     }
 
     fn slot(&self, id: SeqId) -> perch_engine::Result<&Slot> {

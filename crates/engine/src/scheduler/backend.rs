@@ -11,17 +11,16 @@
 
 use perch_mlx::Array;
 
-use crate::logits::Logits;
-
 use crate::embed::{EmbedRequest, EmbeddingRecipe};
+use crate::logits::Logits;
 use crate::text::tokenizer::Tokenizer;
 use crate::{EngineError, Result};
 
 /// A sequence's id, unique for the backend's life.
 pub type SeqId = u64;
 
-/// The logits of a step that read prompt chunks: the rows' as one `[rows, vocab]` array
-/// (none without rows), and for each chunk the `[1, vocab]` logits that follow it if it
+/// The logits of a step that read prompt chunks: the rows' `[rows, vocab]` logits (none
+/// without rows), and for each chunk the `[1, vocab]` logits that follow it if it
 /// ends its prompt.
 pub type StepLogits = (Option<Logits>, Vec<Option<Logits>>);
 

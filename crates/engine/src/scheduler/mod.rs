@@ -376,7 +376,7 @@ impl<B: Backend> Scheduler<B> {
             let (rows, tokens) = self.step_tokens()?;
             let logits = self.backend.decode(&rows, &tokens)?;
             let build_time = built.elapsed();
-            logits.start()?;
+            logits.start_computing()?;
             // A backend that decodes synchronously has run the step by now: its time
             // began when it was built.
             let queued = match self.backend.decodes_synchronously() {
