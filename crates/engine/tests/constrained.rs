@@ -13,6 +13,7 @@ use perch_engine::sampler::SamplingParams;
 use perch_engine::text::chat_prompt::ChatInput;
 use perch_engine::text::template::ChatMessage;
 use perch_engine::{Engine, EngineError, MlxEngine, ModelEngine};
+use perch_test_support::person_schema;
 use serde_json::{json, Value};
 use std::sync::OnceLock;
 
@@ -51,33 +52,13 @@ fn sample(question: &str, grammar: &Grammar, seed: Option<u64>) -> String {
 
 #[test]
 fn sampled_output_always_holds_to_the_schema() {
-    let schema = json!({
-        "type": "object",
-        "properties": {
-            "name": {"type": "string", "maxLength": 20},
-            "age": {"type": "integer", "minimum": 0, "maximum": 150},
-            "pets": {"type": "array", "items": {"enum": ["cat", "dog", "fish"]}, "maxItems": 3},
-        },
-        "required": ["name", "age", "pets"],
-        "additionalProperties": false,
-    });
     for seed in 0..5 {
         let text = sample(
             "Describe a person as JSON.",
-            &Grammar::JsonSchema(schema.clone()),
+            &Grammar::JsonSchema(person_schema::schema()),
             Some(seed),
         );
-        let value: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
-        let keys: Vec<&String> = value.as_object().unwrap().keys().collect();
-        assert_eq!(keys, ["name", "age", "pets"], "{text}");
-        assert!(value["name"].as_str().unwrap().chars().count() <= 20);
-        assert!(
-            (0..=150).contains(&value["age"].as_i64().unwrap()),
-            "{text}"
-        );
-        for pet in value["pets"].as_array().unwrap() {
-            assert!(["cat", "dog", "fish"].contains(&pet.as_str().unwrap()));
-        }
+        person_schema::assert_holds(&text);
     }
     // Any object: unbounded, so greedy (a sampled one may ramble to the token limit).
     let text = sample("Say hi.", &Grammar::JsonObject, None);

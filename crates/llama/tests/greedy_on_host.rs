@@ -18,8 +18,7 @@ use perch_engine::scheduler::policy::SchedulePolicy;
 use perch_engine::scheduler::Scheduler;
 use perch_engine::{Engine, Serving};
 use perch_llama::LlamaCppBackend;
-use perch_test_support::test_model;
-use serde_json::{json, Value};
+use perch_test_support::{person_schema, test_model};
 
 /// Runs `requests` together on a fresh scheduler, read in one batch; each one's tokens.
 fn together(requests: Vec<GenerateRequest>) -> Vec<Vec<u32>> {
@@ -71,32 +70,12 @@ fn greedy_rows_chosen_on_the_host_are_those_mlx_chooses() {
 #[test]
 fn a_constraint_holds_on_greedy_rows_chosen_on_the_host() {
     let engine = perch_llama::load(&test_model(), Serving::new(1, 2048)).expect("loads");
-    let schema = json!({
-        "type": "object",
-        "properties": {
-            "name": {"type": "string", "maxLength": 20},
-            "age": {"type": "integer", "minimum": 0, "maximum": 150},
-            "pets": {"type": "array", "items": {"enum": ["cat", "dog", "fish"]}, "maxItems": 3},
-        },
-        "required": ["name", "age", "pets"],
-        "additionalProperties": false,
-    });
+    let grammar = Grammar::JsonSchema(person_schema::schema());
     let request = GenerateRequest {
         prompt: chat_prompt(&engine, "Describe a person as JSON."),
         max_tokens: 200,
-        constraint: Some(engine.constrain(&Grammar::JsonSchema(schema)).unwrap()),
+        constraint: Some(engine.constrain(&grammar).unwrap()),
         ..Default::default()
     };
-    let text = collect(engine.generate(request).expect("starts")).text;
-    let value: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
-    let keys: Vec<&String> = value.as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["name", "age", "pets"], "{text}");
-    assert!(value["name"].as_str().unwrap().chars().count() <= 20);
-    assert!(
-        (0..=150).contains(&value["age"].as_i64().unwrap()),
-        "{text}"
-    );
-    for pet in value["pets"].as_array().unwrap() {
-        assert!(["cat", "dog", "fish"].contains(&pet.as_str().unwrap()));
-    }
+    person_schema::assert_holds(&collect(engine.generate(request).expect("starts")).text);
 }

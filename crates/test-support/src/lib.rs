@@ -2,6 +2,8 @@
 //! scripts, and the `mlx-lm` reference (`scripts/mlx_lm_reference.py`) run in the test
 //! Python environment. Dev-dependency only.
 
+pub mod person_schema;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
