@@ -239,14 +239,13 @@ pub fn sample(
             masks.map_or(0, <[f32]>::len)
         )));
     }
-    if let Some((values, vocab)) = logits.on_host() {
+    if let Some((values, _)) = logits.on_host() {
         if rows.iter().all(|r| r.argmax_only()) {
             return greedy_on_host(values, vocab, masks);
         }
     }
     let logits = logits.to_array()?.astype(Dtype::Float32)?;
-    let vocab = logits.shape()[1];
-    let count = rows.len() as i32;
+    let (count, vocab) = (count as i32, vocab as i32);
     let column = |values: Vec<f32>| Array::from_slice(&values, &[count, 1]);
     let per_row = |f: &dyn Fn(&SamplingParams) -> f32| -> Result<Array> {
         Ok(column(rows.iter().map(|r| f(&r.params)).collect())?)
